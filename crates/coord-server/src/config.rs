@@ -1,0 +1,211 @@
+//! Server configuration: a TOML file, with defaults embedded so `coordd dev` needs none, and
+//! command-line flags that override single fields.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown fields.
+    #[error("bad config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("bad config: {0}")]
+    Invalid(String),
+}
+
+/// One Coord server's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This server's id within the ensemble (1..=255).
+    pub id: u64,
+    /// Address clients connect to (UDP, QUIC).
+    pub client_addr: SocketAddr,
+    /// Directory of the log, snapshots, epoch file and TLS material.
+    pub data_dir: PathBuf,
+    /// The basic time unit in ms: session timeouts are negotiated into
+    /// [`min_session_timeout_ms`, `max_session_timeout_ms`], 2 and 20 ticks by default.
+    pub tick_ms: u64,
+    /// Smallest session timeout granted (0 = 2 ticks).
+    pub min_session_timeout_ms: u64,
+    /// Largest session timeout granted (0 = 20 ticks).
+    pub max_session_timeout_ms: u64,
+    /// Largest znode data accepted, in bytes.
+    pub max_data_bytes: usize,
+    /// Largest frame accepted from a client, in bytes.
+    pub max_frame_bytes: usize,
+    /// Requests a session may have outstanding before the server stops reading its stream.
+    pub max_outstanding_per_session: usize,
+    /// Sessions one client IP may hold open at once (0 = unlimited).
+    pub max_sessions_per_ip: usize,
+    /// Take a snapshot after this many txns.
+    pub snapshot_every_txns: u64,
+    /// Snapshots (and the logs they need) kept when purging.
+    pub snapshots_keep: usize,
+    /// Log segment size before rolling, in bytes.
+    pub log_segment_bytes: u64,
+    /// `user:base64(sha1(user:password))` of the super user, if any.
+    pub super_digest: Option<String>,
+    /// TLS material; generated under `data_dir/tls` on first start when unset.
+    pub tls: TlsConfig,
+}
+
+/// Paths of the PEM files for TLS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Cluster CA certificate (clients verify the server against it).
+    pub ca_cert: Option<PathBuf>,
+    /// Cluster CA key (used to sign this server's certificate when generating one).
+    pub ca_key: Option<PathBuf>,
+    /// This server's certificate, signed by the CA.
+    pub cert: Option<PathBuf>,
+    /// This server's private key.
+    pub key: Option<PathBuf>,
+    /// Extra DNS names or IPs for the generated server certificate.
+    pub names: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: 1,
+            client_addr: "127.0.0.1:7181".parse().expect("literal address"),
+            data_dir: PathBuf::from("coord-data"),
+            tick_ms: 500,
+            min_session_timeout_ms: 0,
+            max_session_timeout_ms: 0,
+            max_data_bytes: 1024 * 1024,
+            max_frame_bytes: coord_proto::frame::DEFAULT_MAX_FRAME,
+            max_outstanding_per_session: 1000,
+            max_sessions_per_ip: 0,
+            snapshot_every_txns: 100_000,
+            snapshots_keep: 3,
+            log_segment_bytes: 64 * 1024 * 1024,
+            super_digest: None,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; missing fields take their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses TOML text (`origin` names it in errors).
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.tick_ms > 60_000 {
+            return Err(ConfigError::Invalid(format!("tick_ms {} must be in 1..=60000", self.tick_ms)));
+        }
+        if self.min_session_timeout() > self.max_session_timeout() {
+            return Err(ConfigError::Invalid(format!(
+                "min_session_timeout_ms {} exceeds max_session_timeout_ms {}",
+                self.min_session_timeout(),
+                self.max_session_timeout()
+            )));
+        }
+        if self.max_frame_bytes < self.max_data_bytes + 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "max_frame_bytes {} must exceed max_data_bytes {} by at least 1024",
+                self.max_frame_bytes, self.max_data_bytes
+            )));
+        }
+        if self.max_outstanding_per_session == 0 {
+            return Err(ConfigError::Invalid("max_outstanding_per_session must be at least 1".into()));
+        }
+        if self.snapshots_keep == 0 {
+            return Err(ConfigError::Invalid("snapshots_keep must be at least 1".into()));
+        }
+        if let Some(d) = &self.super_digest
+            && !d.contains(':')
+        {
+            return Err(ConfigError::Invalid("super_digest must be user:base64(sha1(user:password))".into()));
+        }
+        Ok(())
+    }
+
+    /// Smallest negotiable session timeout in ms.
+    pub fn min_session_timeout(&self) -> u64 {
+        if self.min_session_timeout_ms == 0 { self.tick_ms * 2 } else { self.min_session_timeout_ms }
+    }
+
+    /// Largest negotiable session timeout in ms.
+    pub fn max_session_timeout(&self) -> u64 {
+        if self.max_session_timeout_ms == 0 { self.tick_ms * 20 } else { self.max_session_timeout_ms }
+    }
+
+    /// Clamps a requested session timeout into the server's bounds.
+    pub fn negotiate_timeout(&self, requested_ms: u32) -> u32 {
+        let t = (requested_ms as u64).clamp(self.min_session_timeout(), self.max_session_timeout());
+        t.min(u32::MAX as u64) as u32
+    }
+
+    /// Where the txn log and snapshots live.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("log")
+    }
+
+    /// The file holding the last accepted epoch.
+    pub fn epoch_file(&self) -> PathBuf {
+        self.data_dir.join("epoch")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_parse_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(Config::from_toml(&text, Path::new("x")).unwrap(), c);
+    }
+
+    #[test]
+    fn negotiates_into_bounds() {
+        let c = Config { tick_ms: 100, ..Config::default() };
+        assert_eq!(c.negotiate_timeout(1), 200);
+        assert_eq!(c.negotiate_timeout(1500), 1500);
+        assert_eq!(c.negotiate_timeout(1_000_000), 2000);
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_bad_values() {
+        assert!(matches!(Config::from_toml("bogus = 1", Path::new("x")), Err(ConfigError::Parse { .. })));
+        assert!(matches!(Config::from_toml("tick_ms = 0", Path::new("x")), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::from_toml("max_data_bytes = 10000000", Path::new("x")),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,228 @@
+//! Client connections: QUIC accept loop, one reader and one coalescing writer per session
+//! stream. This code only moves bytes: every decision is the Store's.
+//!
+//! ```text
+//!  Endpoint.accept -> Connection.accept_bi -> stream:
+//!     reader: handshake, then frames -> ClientRequest (one permit each)  -> Store
+//!     writer: Outbox -> encode every queued frame into one buffer -> one write_all
+//! ```
+//! A malformed or oversized frame closes that stream only (after a `Closing` frame saying
+//! why); the server keeps serving everyone else.
+
+use crate::config::Config;
+use crate::sessions::{Clock, SessionTable};
+use crate::store::{Attach, ClientRequest, CreateSession, Detach, Outbox, PendingConnect, Store};
+use actix::Addr;
+use coord_proto::io::{FrameIoError, read_frame};
+use coord_proto::*;
+use rkyv::util::AlignedVec;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// What connection tasks share (all on the server's arbiter thread).
+pub struct ConnContext {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The Store.
+    pub store: Addr<Store>,
+    /// Session liveness.
+    pub table: SessionTable,
+    /// Server clock.
+    pub clock: Clock,
+    /// Last applied zxid.
+    pub applied: Arc<AtomicU64>,
+    /// Sessions open per client IP.
+    pub per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// Source of connection ids.
+    pub next_conn: RefCell<u64>,
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn serve(endpoint: quinn::Endpoint, ctx: Rc<ConnContext>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let ctx = ctx.clone();
+        actix_rt::spawn(async move {
+            match incoming.await {
+                Ok(conn) => handle_connection(conn, ctx).await,
+                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+            }
+        });
+    }
+}
+
+async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
+    let ip = conn.remote_address().ip();
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                let conn_id = {
+                    let mut n = ctx.next_conn.borrow_mut();
+                    *n += 1;
+                    *n
+                };
+                actix_rt::spawn(handle_stream(send, recv, ip, conn_id, ctx.clone()));
+            }
+            Err(e) => {
+                tracing::debug!(%ip, error = %e, "connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Drains the outbox: every frame queued at the moment is encoded into one buffer and written
+/// with one call, so pipelined replies share datagrams. Ends when the outbox closes.
+async fn writer(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<ServerFrame>, done: oneshot::Sender<()>) {
+    let mut batch = Vec::with_capacity(64);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        buf.clear();
+        for frame in batch.drain(..) {
+            match frame::encode(&frame) {
+                Ok(bytes) => buf.extend_from_slice(&bytes),
+                Err(e) => tracing::error!(error = %e, "cannot encode a reply"),
+            }
+        }
+        if send.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    let _ = send.finish();
+    let _ = done.send(());
+}
+
+struct IpSlot {
+    ctx: Rc<ConnContext>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.ctx.per_ip.borrow_mut();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn refuse(tx: &Outbox, code: ErrorCode, message: impl Into<String>) {
+    let _ = tx.send(ServerFrame::Refused { code, message: message.into() });
+}
+
+async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip: IpAddr, conn_id: u64, ctx: Rc<ConnContext>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = oneshot::channel();
+    actix_rt::spawn(writer(send, rx, done_tx));
+    let limit = ctx.config.max_frame_bytes;
+    let mut buf = AlignedVec::<16>::new();
+
+    // Handshake.
+    let connect = match read_frame(&mut recv, &mut buf, limit).await {
+        Ok(true) => match frame::decode_aligned::<ClientFrame>(&buf) {
+            Ok(ClientFrame::Connect(c)) => c,
+            Ok(_) => return refuse(&tx, ErrorCode::MarshallingError, "the first frame must be Connect"),
+            Err(e) => return refuse(&tx, ErrorCode::MarshallingError, e.to_string()),
+        },
+        Ok(false) => return,
+        Err(e) => return refuse(&tx, ErrorCode::MarshallingError, e.to_string()),
+    };
+    if connect.protocol_version != CLIENT_PROTOCOL_VERSION {
+        return refuse(
+            &tx,
+            ErrorCode::VersionMismatch,
+            format!("client protocol {} is not supported (server speaks {})", connect.protocol_version, CLIENT_PROTOCOL_VERSION),
+        );
+    }
+    let applied = ctx.applied.load(Ordering::Acquire);
+    if connect.last_zxid_seen > applied {
+        return refuse(
+            &tx,
+            ErrorCode::NotServing,
+            format!("client has seen zxid 0x{:x}, this server only 0x{:x}", connect.last_zxid_seen, applied),
+        );
+    }
+    let max_per_ip = ctx.config.max_sessions_per_ip;
+    {
+        let mut m = ctx.per_ip.borrow_mut();
+        let n = m.entry(ip).or_insert(0);
+        if max_per_ip > 0 && *n >= max_per_ip {
+            drop(m);
+            return refuse(&tx, ErrorCode::Throttled, format!("too many sessions from {ip} (limit {max_per_ip})"));
+        }
+        *n += 1;
+    }
+    let _slot = IpSlot { ctx: ctx.clone(), ip };
+
+    let permits = Arc::new(Semaphore::new(ctx.config.max_outstanding_per_session));
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if connect.session_id == 0 {
+        let mut password = vec![0u8; 16];
+        rand::fill(&mut password[..]);
+        ctx.store.do_send(CreateSession(PendingConnect {
+            outbox: tx.clone(),
+            permits: permits.clone(),
+            conn_id,
+            ip,
+            timeout_ms: ctx.config.negotiate_timeout(connect.timeout_ms),
+            password,
+            reply: reply_tx,
+        }));
+    } else {
+        ctx.store.do_send(Attach {
+            session_id: connect.session_id,
+            password: connect.password,
+            outbox: tx.clone(),
+            permits: permits.clone(),
+            conn_id,
+            ip,
+            reply: reply_tx,
+        });
+    }
+    let session_id = match reply_rx.await {
+        Ok(Ok((id, _timeout))) => id,
+        Ok(Err(code)) => return refuse(&tx, code, code.describe()),
+        Err(_) => return refuse(&tx, ErrorCode::NotServing, "server is shutting down"),
+    };
+    // From here on only the Store holds the outbox: when it drops the session the writer ends.
+    drop(tx);
+    let Some(liveness) = ctx.table.get(session_id) else { return };
+    tracing::debug!(session = format_args!("0x{session_id:x}"), %ip, "session attached");
+
+    let reason = loop {
+        let next = tokio::select! {
+            r = read_frame(&mut recv, &mut buf, limit) => r,
+            _ = &mut done_rx => break None,
+        };
+        match next {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(FrameIoError::Io(_)) => break None,
+            Err(FrameIoError::Frame(e)) => break Some((ErrorCode::MarshallingError, e.to_string())),
+        }
+        liveness.touch(ctx.clock.now_ms());
+        let (xid, request) = match frame::decode_aligned::<ClientFrame>(&buf) {
+            Ok(ClientFrame::Request { xid, request }) => (xid, request),
+            Ok(ClientFrame::Connect(_)) => break Some((ErrorCode::MarshallingError, "Connect sent twice".into())),
+            Err(e) => break Some((ErrorCode::MarshallingError, e.to_string())),
+        };
+        // Backpressure: past the limit of outstanding requests, stop reading this stream.
+        match permits.acquire().await {
+            Ok(p) => p.forget(),
+            Err(_) => break None,
+        }
+        ctx.store.do_send(ClientRequest { session_id, conn_id, xid, request });
+    };
+    if let Some((code, message)) = &reason {
+        tracing::warn!(session = format_args!("0x{session_id:x}"), %ip, ?code, %message, "closing a misbehaving stream");
+    }
+    ctx.store.do_send(Detach { session_id, conn_id, reason });
+    let _ = recv.stop(0u32.into());
+}

@@ -1,0 +1,622 @@
+//! The Store actor: owns the znode tree and the watch table, keeps each session's requests in
+//! FIFO order, answers reads from the local tree, and applies committed txns.
+//!
+//! Per-session order (as ZooKeeper's CommitProcessor): a session's queue holds its requests
+//! from the first write still waiting for commit onwards; reads behind a pending write wait for
+//! it, so a session always reads its own writes, and replies leave in request order.
+
+use crate::config::Config;
+use crate::node::LogHandle;
+use crate::proposer::{ConnectReply, Origin, Propose, Proposer};
+use crate::sessions::{Clock, Liveness, SessionTable};
+use crate::wall_ms;
+use actix::prelude::*;
+use coord_proto::{
+    AddWatchMode, CLIENT_PROTOCOL_VERSION, ConnectResponse, ErrorCode, Id, MultiOp, ReplyBody, Request, Response, ServerFrame, Zxid,
+    validate_path,
+};
+use coord_tree::{DataTree, Txn, TxnBody, WatchKind, WatchManager, digest_id};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Frames queued for one session's stream; a writer task drains and coalesces them.
+pub type Outbox = mpsc::UnboundedSender<ServerFrame>;
+
+/// A connection waiting for a new session to be created.
+pub struct PendingConnect {
+    /// The session stream's outbox.
+    pub outbox: Outbox,
+    /// Request permits of the stream (one returned per reply).
+    pub permits: Arc<Semaphore>,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The client's address (its `ip` identity).
+    pub ip: IpAddr,
+    /// Negotiated timeout.
+    pub timeout_ms: u32,
+    /// Password of the new session.
+    pub password: Vec<u8>,
+    /// Answered with (session id, timeout) once the session is committed.
+    pub reply: ConnectReply,
+}
+
+/// Create a session for a new connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CreateSession(pub PendingConnect);
+
+/// Attach an existing session to a new connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach {
+    /// The session.
+    pub session_id: u64,
+    /// Its password.
+    pub password: Vec<u8>,
+    /// The new stream's outbox.
+    pub outbox: Outbox,
+    /// The new stream's permits.
+    pub permits: Arc<Semaphore>,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Answered with (session id, timeout) or why not.
+    pub reply: ConnectReply,
+}
+
+/// A session's stream ended (or misbehaved).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    /// The session.
+    pub session_id: u64,
+    /// The connection it was on.
+    pub conn_id: u64,
+    /// A reason to send to the client before closing, if any.
+    pub reason: Option<(ErrorCode, String)>,
+}
+
+/// A request from an attached session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientRequest {
+    /// The session.
+    pub session_id: u64,
+    /// The connection it arrived on.
+    pub conn_id: u64,
+    /// Request id.
+    pub xid: u64,
+    /// The request.
+    pub request: Request,
+}
+
+/// A txn is durable and may be applied.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed {
+    /// Its zxid.
+    pub zxid: Zxid,
+    /// The txn.
+    pub txn: Txn,
+    /// Who waits.
+    pub origin: Origin,
+}
+
+/// A proposal was refused (the log failed or the server is not serving).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rejected {
+    /// Who waits.
+    pub origin: Origin,
+    /// Why.
+    pub code: ErrorCode,
+}
+
+/// Expire a session (from the SessionManager).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Expire {
+    /// The session.
+    pub session_id: u64,
+}
+
+/// Ask for the tree digest and size (tests, status).
+#[derive(Message)]
+#[rtype(result = "(u64, u64, usize)")]
+pub struct DigestQuery;
+
+enum Queued {
+    /// A write waiting for its commit.
+    Write { xid: u64 },
+    /// A read to run when it reaches the front.
+    Read { xid: u64, request: Request },
+    /// An answer computed early (a refused write) to send when it reaches the front.
+    Done { xid: u64, body: ReplyBody },
+}
+
+struct LocalSession {
+    conn_id: u64,
+    outbox: Outbox,
+    permits: Arc<Semaphore>,
+    /// Identities for ACL checks: the client's ip, then digests added with add_auth.
+    auth: Vec<Id>,
+    queue: VecDeque<Queued>,
+}
+
+impl LocalSession {
+    fn send(&self, frame: ServerFrame) {
+        // A closed outbox means the stream is gone; the reader detaches the session.
+        let _ = self.outbox.send(frame);
+    }
+}
+
+/// Everything the Store needs at start.
+pub struct StoreParts {
+    /// The recovered tree.
+    pub tree: DataTree,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Liveness of every session.
+    pub table: SessionTable,
+    /// The server clock.
+    pub clock: Clock,
+    /// The proposer.
+    pub proposer: Addr<Proposer>,
+    /// The log, for snapshots.
+    pub log: LogHandle,
+    /// Last applied zxid, published for connection tasks.
+    pub applied: Arc<AtomicU64>,
+}
+
+/// The znode store actor.
+pub struct Store {
+    tree: DataTree,
+    watches: WatchManager,
+    sessions: HashMap<u64, LocalSession>,
+    table: SessionTable,
+    clock: Clock,
+    proposer: Addr<Proposer>,
+    log: LogHandle,
+    config: Arc<Config>,
+    applied: Arc<AtomicU64>,
+    since_snapshot: u64,
+    /// Sessions with a CloseSession txn in flight.
+    closing: HashSet<u64>,
+    /// Nodes with a ReapNode txn in flight.
+    reaping: HashSet<String>,
+}
+
+impl Store {
+    /// A store over a recovered tree.
+    pub fn new(parts: StoreParts) -> Store {
+        parts.applied.store(parts.tree.last_applied().0, Ordering::Release);
+        Store {
+            tree: parts.tree,
+            watches: WatchManager::new(),
+            sessions: HashMap::new(),
+            table: parts.table,
+            clock: parts.clock,
+            proposer: parts.proposer,
+            log: parts.log,
+            config: parts.config,
+            applied: parts.applied,
+            since_snapshot: 0,
+            closing: HashSet::new(),
+            reaping: HashSet::new(),
+        }
+    }
+
+    fn propose(&self, session_id: u64, auth: Vec<Id>, body: TxnBody, origin: Origin) {
+        let txn = Txn { session_id, time_ms: wall_ms(), auth, body };
+        self.proposer.do_send(Propose { txn, origin });
+    }
+
+    /// Cheap checks before a write enters the log (the tree checks everything again at apply).
+    fn prepare(&self, request: Request) -> Result<TxnBody, ErrorCode> {
+        let max = self.config.max_data_bytes;
+        let check_path = |p: &str| validate_path(p).map_err(|_| ErrorCode::InvalidPath);
+        let check_data = |d: &[u8]| if d.len() > max { Err(ErrorCode::TooLarge) } else { Ok(()) };
+        Ok(match request {
+            Request::Create { path, data, acl, mode, ttl_ms } => {
+                check_path(&path)?;
+                check_data(&data)?;
+                TxnBody::Create { path, data, acl, mode, ttl_ms }
+            }
+            Request::Delete { path, version } => {
+                check_path(&path)?;
+                TxnBody::Delete { path, version }
+            }
+            Request::SetData { path, data, version } => {
+                check_path(&path)?;
+                check_data(&data)?;
+                TxnBody::SetData { path, data, version }
+            }
+            Request::SetAcl { path, acl, version } => {
+                check_path(&path)?;
+                TxnBody::SetAcl { path, acl, version }
+            }
+            Request::Multi { ops } => {
+                // The whole multi is bounded by the frame limit; each value by max_data_bytes.
+                for op in &ops {
+                    check_path(op.path())?;
+                    if let MultiOp::Create { data, .. } | MultiOp::SetData { data, .. } = op {
+                        check_data(data)?;
+                    }
+                }
+                TxnBody::Multi { ops }
+            }
+            Request::CloseSession => TxnBody::CloseSession,
+            _ => return Err(ErrorCode::BadArguments),
+        })
+    }
+
+    /// Runs a read (or a session-local op) for `sid` and returns its answer.
+    fn read(&mut self, sid: u64, request: Request) -> ReplyBody {
+        let Some(session) = self.sessions.get_mut(&sid) else { return ReplyBody::Err(ErrorCode::SessionExpired) };
+        let auth = &session.auth;
+        let invalid = |p: &str| validate_path(p).is_err();
+        let result: Result<Response, ErrorCode> = match request {
+            Request::Ping => Ok(Response::Pong),
+            Request::Sync { path } => Ok(Response::Sync { path }),
+            Request::Exists { path, watch } => {
+                if invalid(&path) {
+                    Err(ErrorCode::InvalidPath)
+                } else {
+                    let stat = self.tree.stat(&path);
+                    if watch {
+                        let kind = if stat.is_some() { WatchKind::Data } else { WatchKind::Exist };
+                        self.watches.add(sid, &path, kind);
+                    }
+                    Ok(Response::Exists { stat })
+                }
+            }
+            Request::GetData { path, watch } => match self.tree.get_data(&path, auth) {
+                Ok((data, stat)) => {
+                    if watch {
+                        self.watches.add(sid, &path, WatchKind::Data);
+                    }
+                    Ok(Response::Data { data, stat })
+                }
+                Err(e) => Err(e),
+            },
+            Request::GetChildren { path, watch } => match self.tree.get_children(&path, auth) {
+                Ok((children, stat)) => {
+                    if watch {
+                        self.watches.add(sid, &path, WatchKind::Child);
+                    }
+                    Ok(Response::Children { children, stat })
+                }
+                Err(e) => Err(e),
+            },
+            Request::GetAcl { path } => self.tree.get_acl(&path, auth).map(|(acl, stat)| Response::Acl { acl, stat }),
+            Request::GetEphemerals { prefix } => Ok(Response::Paths { paths: self.tree.get_ephemerals(sid, &prefix) }),
+            Request::GetAllChildrenNumber { path } => {
+                self.tree.all_children_number(&path, auth).map(|count| Response::Count { count })
+            }
+            Request::MultiRead { ops } => Ok(Response::MultiRead { results: self.tree.multi_read(&ops, auth) }),
+            Request::AddWatch { path, mode } => {
+                if invalid(&path) {
+                    Err(ErrorCode::InvalidPath)
+                } else {
+                    let kind = match mode {
+                        AddWatchMode::Persistent => WatchKind::Persistent,
+                        AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+                    };
+                    self.watches.add(sid, &path, kind);
+                    Ok(Response::Empty)
+                }
+            }
+            Request::RemoveWatches { path, kind } => match self.watches.remove(sid, &path, kind) {
+                Ok(events) => {
+                    for e in events {
+                        session.send(ServerFrame::Event(e));
+                    }
+                    Ok(Response::Empty)
+                }
+                Err(e) => Err(e),
+            },
+            Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive } => {
+                let fired = self.watches.set_watches(
+                    sid,
+                    Zxid(relative_zxid),
+                    &self.tree,
+                    &data,
+                    &exist,
+                    &child,
+                    &persistent,
+                    &persistent_recursive,
+                );
+                for e in fired {
+                    session.send(ServerFrame::Event(e));
+                }
+                Ok(Response::Empty)
+            }
+            Request::AddAuth { scheme, auth } => match scheme.as_str() {
+                "digest" => match std::str::from_utf8(&auth).ok().map(digest_id) {
+                    Some(Ok(id)) => {
+                        if self.config.super_digest.as_deref() == Some(id.as_str()) {
+                            session.auth.push(Id::new("super", ""));
+                        }
+                        let id = Id::new("digest", id);
+                        if !session.auth.contains(&id) {
+                            session.auth.push(id);
+                        }
+                        Ok(Response::Empty)
+                    }
+                    _ => Err(ErrorCode::AuthFailed),
+                },
+                _ => Err(ErrorCode::AuthFailed),
+            },
+            // Writes never reach here.
+            _ => Err(ErrorCode::BadArguments),
+        };
+        match result {
+            Ok(r) => ReplyBody::Ok(r),
+            Err(e) => ReplyBody::Err(e),
+        }
+    }
+
+    fn send_reply(&self, sid: u64, xid: u64, body: ReplyBody) {
+        if let Some(s) = self.sessions.get(&sid) {
+            s.send(ServerFrame::Reply { xid, zxid: self.applied.load(Ordering::Relaxed), body });
+            s.permits.add_permits(1);
+        }
+    }
+
+    /// Answers queued requests from the front of a session's queue until a pending write.
+    fn drain(&mut self, sid: u64) {
+        loop {
+            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            match s.queue.front() {
+                None | Some(Queued::Write { .. }) => return,
+                Some(_) => {}
+            }
+            match s.queue.pop_front() {
+                Some(Queued::Read { xid, request }) => {
+                    let body = self.read(sid, request);
+                    self.send_reply(sid, xid, body);
+                }
+                Some(Queued::Done { xid, body }) => self.send_reply(sid, xid, body),
+                _ => return,
+            }
+        }
+    }
+
+    fn complete_write(&mut self, sid: u64, xid: u64, body: ReplyBody) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        // A write from an earlier connection of this session is not in this queue: its client
+        // already saw ConnectionLoss for it.
+        if matches!(s.queue.front(), Some(Queued::Write { xid: x }) if *x == xid) {
+            s.queue.pop_front();
+            self.send_reply(sid, xid, body);
+            self.drain(sid);
+        }
+    }
+
+    fn drop_session(&mut self, sid: u64, reason: Option<(ErrorCode, String)>) {
+        if let Some(s) = self.sessions.remove(&sid) {
+            if let Some((code, message)) = reason {
+                s.send(ServerFrame::Closing { code, message });
+            }
+        }
+        self.watches.remove_session(sid);
+    }
+
+    fn maybe_snapshot(&mut self, zxid: Zxid) {
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.config.snapshot_every_txns {
+            self.since_snapshot = 0;
+            let bytes = self.tree.snapshot();
+            tracing::info!(zxid = %zxid, bytes = bytes.len(), nodes = self.tree.node_count(), "snapshot");
+            self.log.save_snapshot(zxid.0, bytes);
+            self.log.purge(self.config.snapshots_keep);
+        }
+    }
+
+    fn reap(&mut self) {
+        for (path, czxid) in self.tree.reap_candidates(wall_ms()) {
+            if self.reaping.insert(path.clone()) {
+                self.propose(0, Vec::new(), TxnBody::ReapNode { path, czxid }, Origin::Internal);
+            }
+        }
+    }
+}
+
+impl Actor for Store {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let tick = std::time::Duration::from_millis(self.config.tick_ms);
+        ctx.run_interval(tick, |this, _| this.reap());
+    }
+}
+
+impl Handler<CreateSession> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: CreateSession, _: &mut Self::Context) {
+        let body = TxnBody::CreateSession { timeout_ms: msg.0.timeout_ms, password: msg.0.password.clone() };
+        self.propose(0, Vec::new(), body, Origin::Connect(Box::new(msg.0)));
+    }
+}
+
+impl Handler<Attach> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: Attach, _: &mut Self::Context) {
+        let id = msg.session_id;
+        if !self.tree.has_session(id) || self.closing.contains(&id) {
+            let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
+            return;
+        }
+        if self.tree.session_password(id) != Some(msg.password.as_slice()) {
+            let _ = msg.reply.send(Err(ErrorCode::AuthFailed));
+            return;
+        }
+        let Some(liveness) = self.table.get(id) else {
+            let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
+            return;
+        };
+        if self.sessions.contains_key(&id) {
+            self.drop_session(id, Some((ErrorCode::SessionMoved, "session resumed on another connection".into())));
+        }
+        liveness.touch(self.clock.now_ms());
+        let session = LocalSession {
+            conn_id: msg.conn_id,
+            outbox: msg.outbox,
+            permits: msg.permits,
+            auth: vec![Id::new("ip", msg.ip.to_string())],
+            queue: VecDeque::new(),
+        };
+        session.send(ServerFrame::Connected(ConnectResponse {
+            protocol_version: CLIENT_PROTOCOL_VERSION,
+            timeout_ms: liveness.timeout_ms,
+            session_id: id,
+            password: msg.password,
+            last_zxid: self.applied.load(Ordering::Relaxed),
+            server_id: self.config.id,
+        }));
+        self.sessions.insert(id, session);
+        let _ = msg.reply.send(Ok((id, liveness.timeout_ms)));
+    }
+}
+
+impl Handler<Detach> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: Detach, _: &mut Self::Context) {
+        if self.sessions.get(&msg.session_id).is_some_and(|s| s.conn_id == msg.conn_id) {
+            self.drop_session(msg.session_id, msg.reason);
+        }
+    }
+}
+
+impl Handler<ClientRequest> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: ClientRequest, _: &mut Self::Context) {
+        let sid = msg.session_id;
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if s.conn_id != msg.conn_id {
+            return;
+        }
+        let idle = s.queue.is_empty();
+        if msg.request.is_write() {
+            if matches!(msg.request, Request::CloseSession) {
+                self.closing.insert(sid);
+            }
+            let auth = s.auth.clone();
+            match self.prepare(msg.request) {
+                Ok(body) => {
+                    self.propose(sid, auth, body, Origin::Client { session_id: sid, xid: msg.xid });
+                    if let Some(s) = self.sessions.get_mut(&sid) {
+                        s.queue.push_back(Queued::Write { xid: msg.xid });
+                    }
+                }
+                Err(code) => {
+                    if idle {
+                        self.send_reply(sid, msg.xid, ReplyBody::Err(code));
+                    } else if let Some(s) = self.sessions.get_mut(&sid) {
+                        s.queue.push_back(Queued::Done { xid: msg.xid, body: ReplyBody::Err(code) });
+                    }
+                }
+            }
+        } else if idle {
+            let body = self.read(sid, msg.request);
+            self.send_reply(sid, msg.xid, body);
+        } else if let Some(s) = self.sessions.get_mut(&sid) {
+            s.queue.push_back(Queued::Read { xid: msg.xid, request: msg.request });
+        }
+    }
+}
+
+impl Handler<Committed> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        let Committed { zxid, txn, origin } = msg;
+        let outcome = self.tree.apply(zxid, &txn);
+        self.applied.store(zxid.0, Ordering::Release);
+        for (sid, event) in self.watches.trigger(zxid, &outcome.changes) {
+            if let Some(s) = self.sessions.get(&sid) {
+                s.send(ServerFrame::Event(event));
+            }
+        }
+        match &txn.body {
+            TxnBody::CreateSession { timeout_ms, password } => {
+                let sid = zxid.0;
+                self.table.insert(sid, Arc::new(Liveness::new(*timeout_ms, self.clock.now_ms())));
+                if let Origin::Connect(pc) = origin {
+                    let pc = *pc;
+                    let session = LocalSession {
+                        conn_id: pc.conn_id,
+                        outbox: pc.outbox,
+                        permits: pc.permits,
+                        auth: vec![Id::new("ip", pc.ip.to_string())],
+                        queue: VecDeque::new(),
+                    };
+                    session.send(ServerFrame::Connected(crate::proposer::connect_response(
+                        zxid,
+                        *timeout_ms,
+                        password.clone(),
+                        self.config.id,
+                    )));
+                    self.sessions.insert(sid, session);
+                    let _ = pc.reply.send(Ok((sid, *timeout_ms)));
+                }
+            }
+            TxnBody::CloseSession => {
+                let sid = txn.session_id;
+                self.table.remove(sid);
+                self.closing.remove(&sid);
+                match origin {
+                    Origin::Client { session_id, xid } => {
+                        self.complete_write(session_id, xid, outcome.reply);
+                        self.drop_session(sid, None);
+                    }
+                    _ => self.drop_session(sid, Some((ErrorCode::SessionExpired, "session expired".into()))),
+                }
+            }
+            TxnBody::ReapNode { path, .. } => {
+                self.reaping.remove(path);
+            }
+            _ => {
+                if let Origin::Client { session_id, xid } = origin {
+                    self.complete_write(session_id, xid, outcome.reply);
+                }
+            }
+        }
+        self.maybe_snapshot(zxid);
+    }
+}
+
+impl Handler<Rejected> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: Rejected, _: &mut Self::Context) {
+        match msg.origin {
+            Origin::Client { session_id, xid } => self.complete_write(session_id, xid, ReplyBody::Err(msg.code)),
+            Origin::Connect(pc) => {
+                let _ = pc.reply.send(Err(msg.code));
+            }
+            Origin::Internal => {}
+        }
+    }
+}
+
+impl Handler<Expire> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: Expire, _: &mut Self::Context) {
+        let sid = msg.session_id;
+        if self.tree.has_session(sid) && self.closing.insert(sid) {
+            self.propose(sid, Vec::new(), TxnBody::CloseSession, Origin::Internal);
+        } else if !self.tree.has_session(sid) {
+            self.table.remove(sid);
+        }
+    }
+}
+
+impl Handler<DigestQuery> for Store {
+    type Result = MessageResult<DigestQuery>;
+    fn handle(&mut self, _: DigestQuery, _: &mut Self::Context) -> Self::Result {
+        MessageResult((self.tree.digest(), self.tree.last_applied().0, self.tree.node_count()))
+    }
+}

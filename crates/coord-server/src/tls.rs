@@ -1,0 +1,212 @@
+//! TLS material for QUIC: the cluster CA and this server's certificate.
+//!
+//! On first start, when the config names no files, `coordd` creates under `DATA/tls/`:
+//! `ca.pem` + `ca.key` (the cluster CA; `ca.pem` is what clients get as `COORD_CA`) and
+//! `server.pem` + `server.key` (this server, signed by the CA, SANs localhost, 127.0.0.1, ::1
+//! and the configured names). Later starts reuse them. Key files are written mode 0600.
+
+use crate::config::Config;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// ALPN protocol id of Coord's client protocol.
+pub const CLIENT_ALPN: &[u8] = b"coord/1";
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM file holds no usable certificate or key.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("tls config: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Resolved paths of the PEM files in use.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The cluster CA certificate.
+    pub ca_cert: PathBuf,
+    /// This server's certificate chain.
+    pub cert: PathBuf,
+    /// This server's key.
+    pub key: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io { path: path.to_path_buf(), source }
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = private;
+    let mut f = opts.open(path).map_err(io_err(path))?;
+    f.write_all(contents.as_bytes()).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+fn ca_params() -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Coord cluster CA");
+    dn.push(DnType::OrganizationName, "Coord");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(params)
+}
+
+/// Creates the cluster CA in `dir` unless `ca.pem` and `ca.key` exist there already.
+pub fn ensure_ca(dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let cert = dir.join("ca.pem");
+    let key = dir.join("ca.key");
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let key_pair = KeyPair::generate()?;
+    let ca = ca_params()?.self_signed(&key_pair)?;
+    write_file(&key, &key_pair.serialize_pem(), true)?;
+    write_file(&cert, &ca.pem(), false)?;
+    Ok((cert, key))
+}
+
+/// Issues a certificate for server `id` signed by the CA at (`ca_cert`, `ca_key`), for the
+/// given names; writes `cert` and `key`.
+pub fn issue_server_cert(
+    ca_key: &Path,
+    id: u64,
+    names: &[String],
+    cert: &Path,
+    key: &Path,
+) -> Result<(), TlsError> {
+    let ca_key_pem = std::fs::read_to_string(ca_key).map_err(io_err(ca_key))?;
+    let ca_key_pair = KeyPair::from_pem(&ca_key_pem)?;
+    let issuer = Issuer::new(ca_params()?, ca_key_pair);
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), format!("coord-{id}")];
+    for n in names {
+        if !sans.contains(n) {
+            sans.push(n.clone());
+        }
+    }
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = sans
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => Ok(SanType::DnsName(n.as_str().try_into()?)),
+        })
+        .collect::<Result<_, rcgen::Error>>()?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("coord-{id}"));
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    let key_pair = KeyPair::generate()?;
+    let signed = params.signed_by(&key_pair, &issuer)?;
+    write_file(key, &key_pair.serialize_pem(), true)?;
+    write_file(cert, &signed.pem(), false)?;
+    Ok(())
+}
+
+/// Resolves the configured TLS files, generating a CA and a server certificate under
+/// `data_dir/tls` for whatever the config leaves unset.
+pub fn ensure_material(config: &Config) -> Result<TlsFiles, TlsError> {
+    let dir = config.data_dir.join("tls");
+    let tls = &config.tls;
+    if let (Some(ca_cert), Some(cert), Some(key)) = (&tls.ca_cert, &tls.cert, &tls.key) {
+        return Ok(TlsFiles { ca_cert: ca_cert.clone(), cert: cert.clone(), key: key.clone() });
+    }
+    let (ca_cert, ca_key) = match (&tls.ca_cert, &tls.ca_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => ensure_ca(&dir)?,
+    };
+    let cert = tls.cert.clone().unwrap_or_else(|| dir.join("server.pem"));
+    let key = tls.key.clone().unwrap_or_else(|| dir.join("server.key"));
+    if !(cert.exists() && key.exists()) {
+        let mut names = tls.names.clone();
+        names.push(config.client_addr.ip().to_string());
+        issue_server_cert(&ca_key, config.id, &names, &cert, &key)?;
+    }
+    Ok(TlsFiles { ca_cert, cert, key })
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(io_err(path))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err(path))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem { path: path.to_path_buf(), message: "no certificate found".into() });
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = std::fs::read(path).map_err(io_err(path))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(io_err(path))?
+        .ok_or_else(|| TlsError::Pem { path: path.to_path_buf(), message: "no private key found".into() })
+}
+
+/// The crypto provider every Coord endpoint uses (ring, no process-global default needed).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the quinn server configuration for the client listener.
+pub fn client_server_config(files: &TlsFiles, max_streams: u32) -> Result<quinn::ServerConfig, TlsError> {
+    let certs = load_certs(&files.cert)?;
+    let key = load_key(&files.key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![CLIENT_ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Pem { path: files.cert.clone(), message: e.to_string() })?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(max_streams.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))))
+        .stream_receive_window((4u32 * 1024 * 1024).into())
+        .receive_window((16u32 * 1024 * 1024).into())
+        .send_window(16 * 1024 * 1024);
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}

@@ -1,0 +1,10 @@
+//! Behaviour tests of coord-tree through its public API (one test binary).
+
+mod acl;
+mod common;
+mod multi;
+mod ops;
+mod prop;
+mod sessions_reap;
+mod snapshot;
+mod watch;

@@ -1,1 +1,53 @@
-//! placeholder
+//! Coord's Rust client: an async (tokio) API over QUIC, and a [`blocking`] facade.
+//!
+//! ```text
+//!   Client (Clone) ─┐
+//!   Client (Clone) ─┼─ commands ─> session task ─> one QUIC connection, one stream
+//!   blocking::Client┘                 │  pipelined requests, FIFO replies, events
+//!                                     └─ watch table, heartbeats, reconnect
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), coord_client::Error> {
+//! use coord_client::{Client, ClientConfig, CreateOptions};
+//! let client = Client::connect(ClientConfig::from_env()?).await?;
+//! client.create("/app", b"v1", CreateOptions::default()).await?;
+//! let (data, _stat, watch) = client.get_data_w("/app").await?;
+//! assert_eq!(data, b"v1");
+//! client.set_data("/app", b"v2", None).await?;
+//! let event = watch.await?; // NodeDataChanged /app
+//! # let _ = event; Ok(()) }
+//! ```
+//!
+//! Guarantees kept by the client:
+//! - requests of one client complete in the order they were made (one stream, FIFO replies);
+//! - a watch is registered before any later frame is read, so its event is never missed;
+//! - after a reconnect the client never accepts a server behind the last zxid it saw, and
+//!   re-registers its watches (`SetWatches`) and credentials before any other request;
+//! - when the connection drops, outstanding calls fail with `ConnectionLoss` (they may or may
+//!   not have been applied); calls made while reconnecting wait for the new connection;
+//! - nothing the server sends can make the client panic: a malformed frame drops the
+//!   connection and the client reconnects.
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod client;
+pub mod config;
+mod conn;
+mod connector;
+mod error;
+mod options;
+mod session;
+mod tls;
+mod watches;
+
+pub use client::{Client, PersistentWatch, Watch};
+pub use config::ClientConfig;
+pub use coord_proto::{
+    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiResult, ReadOp,
+    ReadResult, Stat, WatchedEvent, WatcherKind, perms,
+};
+pub use error::Error;
+pub use options::{CreateOptions, digest_id};
+pub use session::SessionState;
+pub use tls::ALPN;

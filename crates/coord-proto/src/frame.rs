@@ -48,8 +48,10 @@ pub fn encode<T>(value: &T) -> Result<Vec<u8>, FrameError>
 where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
 {
-    let body = rkyv::to_bytes::<rancor::Error>(value).map_err(|e| FrameError::Encode(e.to_string()))?;
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::Encode("frame over 4 GiB".into()))?;
+    let body =
+        rkyv::to_bytes::<rancor::Error>(value).map_err(|e| FrameError::Encode(e.to_string()))?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| FrameError::Encode("frame over 4 GiB".into()))?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&body);
@@ -105,7 +107,10 @@ pub fn split_frame(buf: &[u8], limit: usize) -> Result<Option<(&[u8], &[u8])>, F
     if buf.len() < HEADER_LEN + len {
         return Ok(None);
     }
-    Ok(Some((&buf[HEADER_LEN..HEADER_LEN + len], &buf[HEADER_LEN + len..])))
+    Ok(Some((
+        &buf[HEADER_LEN..HEADER_LEN + len],
+        &buf[HEADER_LEN + len..],
+    )))
 }
 
 #[cfg(test)]
@@ -136,8 +141,14 @@ mod tests {
                 xid: 2,
                 request: Request::Multi {
                     ops: vec![
-                        MultiOp::Check { path: "/a".into(), version: 3 },
-                        MultiOp::Delete { path: "/b".into(), version: ANY_VERSION },
+                        MultiOp::Check {
+                            path: "/a".into(),
+                            version: 3,
+                        },
+                        MultiOp::Delete {
+                            path: "/b".into(),
+                            version: ANY_VERSION,
+                        },
                     ],
                 },
             },
@@ -196,6 +207,12 @@ mod tests {
     fn oversized_prefix_is_refused() {
         let mut buf = (10_000u32).to_le_bytes().to_vec();
         buf.extend_from_slice(&[0; 16]);
-        assert!(matches!(split_frame(&buf, 1000), Err(FrameError::TooLarge { len: 10_000, limit: 1000 })));
+        assert!(matches!(
+            split_frame(&buf, 1000),
+            Err(FrameError::TooLarge {
+                len: 10_000,
+                limit: 1000
+            })
+        ));
     }
 }

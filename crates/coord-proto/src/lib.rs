@@ -20,6 +20,8 @@
 #[allow(missing_docs)]
 pub mod client;
 pub mod frame;
+#[cfg(feature = "tokio-io")]
+pub mod io;
 pub mod path;
 pub mod types;
 

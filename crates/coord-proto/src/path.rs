@@ -43,7 +43,10 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute(path.to_string()));
     }
-    if let Some((i, _)) = path.char_indices().find(|(_, c)| c.is_control() || is_invisible(*c)) {
+    if let Some((i, _)) = path
+        .char_indices()
+        .find(|(_, c)| c.is_control() || is_invisible(*c))
+    {
         return Err(PathError::BadCharacter(path.to_string(), i));
     }
     if path == "/" {
@@ -85,7 +88,11 @@ pub fn basename(path: &str) -> &str {
 
 /// Joins a parent path and a child name.
 pub fn join(parent: &str, child: &str) -> String {
-    if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") }
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
 }
 
 #[cfg(test)]
@@ -115,7 +122,10 @@ mod tests {
             let err = validate_path(p).expect_err(p);
             assert!(ok(&err), "{p:?} gave {err:?}");
         }
-        assert!(matches!(validate_path(&"/a".repeat(3000)), Err(PathError::TooLong(..))));
+        assert!(matches!(
+            validate_path(&"/a".repeat(3000)),
+            Err(PathError::TooLong(..))
+        ));
     }
 
     #[test]

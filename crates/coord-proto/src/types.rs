@@ -4,7 +4,20 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A transaction id: `epoch << 32 | counter`. Totally orders every committed change.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+)]
 #[rkyv(derive(Debug), attr(allow(missing_docs)))]
 pub struct Zxid(pub u64);
 
@@ -91,7 +104,10 @@ pub struct Id {
 impl Id {
     /// Builds an identity.
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Id {
-        Id { scheme: scheme.into(), id: id.into() }
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 }
 
@@ -108,15 +124,24 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with every permission (ZooKeeper's `OPEN_ACL_UNSAFE`).
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("world", "anyone"),
+        }]
     }
     /// `world:anyone` may read (ZooKeeper's `READ_ACL_UNSAFE`).
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::READ,
+            id: Id::new("world", "anyone"),
+        }]
     }
     /// Every permission to the creator's authenticated ids (ZooKeeper's `CREATOR_ALL_ACL`).
     pub fn creator_all() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("auth", ""),
+        }]
     }
 }
 
@@ -143,7 +168,10 @@ pub enum CreateMode {
 impl CreateMode {
     /// Whether the node is tied to its session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     /// Whether the name gets a sequence suffix.
     pub fn is_sequential(self) -> bool {
@@ -160,10 +188,18 @@ impl CreateMode {
     }
     /// Whether the node carries a TTL.
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
     /// Builds a mode from the CLI-style flags.
-    pub fn from_flags(ephemeral: bool, sequential: bool, container: bool, ttl: bool) -> Option<CreateMode> {
+    pub fn from_flags(
+        ephemeral: bool,
+        sequential: bool,
+        container: bool,
+        ttl: bool,
+    ) -> Option<CreateMode> {
         Some(match (ephemeral, sequential, container, ttl) {
             (false, false, false, false) => CreateMode::Persistent,
             (false, true, false, false) => CreateMode::PersistentSequential,

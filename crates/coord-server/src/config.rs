@@ -107,15 +107,19 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file; missing fields take their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, path)
     }
 
     /// Parses TOML text (`origin` names it in errors).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -123,7 +127,10 @@ impl Config {
     /// Checks ranges and relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tick_ms == 0 || self.tick_ms > 60_000 {
-            return Err(ConfigError::Invalid(format!("tick_ms {} must be in 1..=60000", self.tick_ms)));
+            return Err(ConfigError::Invalid(format!(
+                "tick_ms {} must be in 1..=60000",
+                self.tick_ms
+            )));
         }
         if self.min_session_timeout() > self.max_session_timeout() {
             return Err(ConfigError::Invalid(format!(
@@ -139,27 +146,41 @@ impl Config {
             )));
         }
         if self.max_outstanding_per_session == 0 {
-            return Err(ConfigError::Invalid("max_outstanding_per_session must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max_outstanding_per_session must be at least 1".into(),
+            ));
         }
         if self.snapshots_keep == 0 {
-            return Err(ConfigError::Invalid("snapshots_keep must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "snapshots_keep must be at least 1".into(),
+            ));
         }
         if let Some(d) = &self.super_digest
             && !d.contains(':')
         {
-            return Err(ConfigError::Invalid("super_digest must be user:base64(sha1(user:password))".into()));
+            return Err(ConfigError::Invalid(
+                "super_digest must be user:base64(sha1(user:password))".into(),
+            ));
         }
         Ok(())
     }
 
     /// Smallest negotiable session timeout in ms.
     pub fn min_session_timeout(&self) -> u64 {
-        if self.min_session_timeout_ms == 0 { self.tick_ms * 2 } else { self.min_session_timeout_ms }
+        if self.min_session_timeout_ms == 0 {
+            self.tick_ms * 2
+        } else {
+            self.min_session_timeout_ms
+        }
     }
 
     /// Largest negotiable session timeout in ms.
     pub fn max_session_timeout(&self) -> u64 {
-        if self.max_session_timeout_ms == 0 { self.tick_ms * 20 } else { self.max_session_timeout_ms }
+        if self.max_session_timeout_ms == 0 {
+            self.tick_ms * 20
+        } else {
+            self.max_session_timeout_ms
+        }
     }
 
     /// Clamps a requested session timeout into the server's bounds.
@@ -193,7 +214,10 @@ mod tests {
 
     #[test]
     fn negotiates_into_bounds() {
-        let c = Config { tick_ms: 100, ..Config::default() };
+        let c = Config {
+            tick_ms: 100,
+            ..Config::default()
+        };
         assert_eq!(c.negotiate_timeout(1), 200);
         assert_eq!(c.negotiate_timeout(1500), 1500);
         assert_eq!(c.negotiate_timeout(1_000_000), 2000);
@@ -201,8 +225,14 @@ mod tests {
 
     #[test]
     fn refuses_unknown_fields_and_bad_values() {
-        assert!(matches!(Config::from_toml("bogus = 1", Path::new("x")), Err(ConfigError::Parse { .. })));
-        assert!(matches!(Config::from_toml("tick_ms = 0", Path::new("x")), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::from_toml("bogus = 1", Path::new("x")),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::from_toml("tick_ms = 0", Path::new("x")),
+            Err(ConfigError::Invalid(_))
+        ));
         assert!(matches!(
             Config::from_toml("max_data_bytes = 10000000", Path::new("x")),
             Err(ConfigError::Invalid(_))

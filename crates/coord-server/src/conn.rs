@@ -77,7 +77,11 @@ async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
 
 /// Drains the outbox: every frame queued at the moment is encoded into one buffer and written
 /// with one call, so pipelined replies share datagrams. Ends when the outbox closes.
-async fn writer(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<ServerFrame>, done: oneshot::Sender<()>) {
+async fn writer(
+    mut send: quinn::SendStream,
+    mut rx: mpsc::UnboundedReceiver<ServerFrame>,
+    done: oneshot::Sender<()>,
+) {
     let mut batch = Vec::with_capacity(64);
     let mut buf = Vec::with_capacity(64 * 1024);
     while rx.recv_many(&mut batch, 1024).await > 0 {
@@ -114,10 +118,19 @@ impl Drop for IpSlot {
 }
 
 fn refuse(tx: &Outbox, code: ErrorCode, message: impl Into<String>) {
-    let _ = tx.send(ServerFrame::Refused { code, message: message.into() });
+    let _ = tx.send(ServerFrame::Refused {
+        code,
+        message: message.into(),
+    });
 }
 
-async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip: IpAddr, conn_id: u64, ctx: Rc<ConnContext>) {
+async fn handle_stream(
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    ip: IpAddr,
+    conn_id: u64,
+    ctx: Rc<ConnContext>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = oneshot::channel();
     actix_rt::spawn(writer(send, rx, done_tx));
@@ -128,7 +141,13 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
     let connect = match read_frame(&mut recv, &mut buf, limit).await {
         Ok(true) => match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Connect(c)) => c,
-            Ok(_) => return refuse(&tx, ErrorCode::MarshallingError, "the first frame must be Connect"),
+            Ok(_) => {
+                return refuse(
+                    &tx,
+                    ErrorCode::MarshallingError,
+                    "the first frame must be Connect",
+                );
+            }
             Err(e) => return refuse(&tx, ErrorCode::MarshallingError, e.to_string()),
         },
         Ok(false) => return,
@@ -138,7 +157,10 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
         return refuse(
             &tx,
             ErrorCode::VersionMismatch,
-            format!("client protocol {} is not supported (server speaks {})", connect.protocol_version, CLIENT_PROTOCOL_VERSION),
+            format!(
+                "client protocol {} is not supported (server speaks {})",
+                connect.protocol_version, CLIENT_PROTOCOL_VERSION
+            ),
         );
     }
     let applied = ctx.applied.load(Ordering::Acquire);
@@ -146,7 +168,10 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
         return refuse(
             &tx,
             ErrorCode::NotServing,
-            format!("client has seen zxid 0x{:x}, this server only 0x{:x}", connect.last_zxid_seen, applied),
+            format!(
+                "client has seen zxid 0x{:x}, this server only 0x{:x}",
+                connect.last_zxid_seen, applied
+            ),
         );
     }
     let max_per_ip = ctx.config.max_sessions_per_ip;
@@ -155,11 +180,18 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
         let n = m.entry(ip).or_insert(0);
         if max_per_ip > 0 && *n >= max_per_ip {
             drop(m);
-            return refuse(&tx, ErrorCode::Throttled, format!("too many sessions from {ip} (limit {max_per_ip})"));
+            return refuse(
+                &tx,
+                ErrorCode::Throttled,
+                format!("too many sessions from {ip} (limit {max_per_ip})"),
+            );
         }
         *n += 1;
     }
-    let _slot = IpSlot { ctx: ctx.clone(), ip };
+    let _slot = IpSlot {
+        ctx: ctx.clone(),
+        ip,
+    };
 
     let permits = Arc::new(Semaphore::new(ctx.config.max_outstanding_per_session));
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -193,7 +225,9 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
     };
     // From here on only the Store holds the outbox: when it drops the session the writer ends.
     drop(tx);
-    let Some(liveness) = ctx.table.get(session_id) else { return };
+    let Some(liveness) = ctx.table.get(session_id) else {
+        return;
+    };
     tracing::debug!(session = format_args!("0x{session_id:x}"), %ip, "session attached");
 
     let reason = loop {
@@ -205,12 +239,16 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
             Ok(true) => {}
             Ok(false) => break None,
             Err(FrameIoError::Io(_)) => break None,
-            Err(FrameIoError::Frame(e)) => break Some((ErrorCode::MarshallingError, e.to_string())),
+            Err(FrameIoError::Frame(e)) => {
+                break Some((ErrorCode::MarshallingError, e.to_string()));
+            }
         }
         liveness.touch(ctx.clock.now_ms());
         let (xid, request) = match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Request { xid, request }) => (xid, request),
-            Ok(ClientFrame::Connect(_)) => break Some((ErrorCode::MarshallingError, "Connect sent twice".into())),
+            Ok(ClientFrame::Connect(_)) => {
+                break Some((ErrorCode::MarshallingError, "Connect sent twice".into()));
+            }
             Err(e) => break Some((ErrorCode::MarshallingError, e.to_string())),
         };
         // Backpressure: past the limit of outstanding requests, stop reading this stream.
@@ -218,11 +256,20 @@ async fn handle_stream(send: quinn::SendStream, mut recv: quinn::RecvStream, ip:
             Ok(p) => p.forget(),
             Err(_) => break None,
         }
-        ctx.store.do_send(ClientRequest { session_id, conn_id, xid, request });
+        ctx.store.do_send(ClientRequest {
+            session_id,
+            conn_id,
+            xid,
+            request,
+        });
     };
     if let Some((code, message)) = &reason {
         tracing::warn!(session = format_args!("0x{session_id:x}"), %ip, ?code, %message, "closing a misbehaving stream");
     }
-    ctx.store.do_send(Detach { session_id, conn_id, reason });
+    ctx.store.do_send(Detach {
+        session_id,
+        conn_id,
+        reason,
+    });
     let _ = recv.stop(0u32.into());
 }

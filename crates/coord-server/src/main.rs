@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "coordd", version, about = "Coord: a replicated coordination service")]
+#[command(
+    name = "coordd",
+    version,
+    about = "Coord: a replicated coordination service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,12 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn dev_config(dir: &std::path::Path, port: u16) -> Result<Config, String> {
@@ -60,7 +69,8 @@ fn dev_config(dir: &std::path::Path, port: u16) -> Result<Config, String> {
     let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let node_dir = dir.join("n1");
     std::fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
-    let (ca_cert, ca_key) = coord_server::tls::ensure_ca(&dir.join("tls")).map_err(|e| e.to_string())?;
+    let (ca_cert, ca_key) =
+        coord_server::tls::ensure_ca(&dir.join("tls")).map_err(|e| e.to_string())?;
     let mut config = Config {
         id: 1,
         client_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -71,14 +81,20 @@ fn dev_config(dir: &std::path::Path, port: u16) -> Result<Config, String> {
     config.tls.ca_key = Some(ca_key);
     let text = toml::to_string(&config).map_err(|e| e.to_string())?;
     std::fs::write(node_dir.join("coord.toml"), text).map_err(|e| e.to_string())?;
-    std::fs::write(node_dir.join("pid"), format!("{}\n", std::process::id())).map_err(|e| e.to_string())?;
+    std::fs::write(node_dir.join("pid"), format!("{}\n", std::process::id()))
+        .map_err(|e| e.to_string())?;
     Ok(config)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.command {
-        Command::Run { config, id, client_addr, data_dir } => {
+        Command::Run {
+            config,
+            id,
+            client_addr,
+            data_dir,
+        } => {
             let mut c = match config {
                 Some(path) => match Config::from_file(&path) {
                     Ok(c) => c,
@@ -106,7 +122,9 @@ fn main() -> ExitCode {
         }
         Command::Dev { nodes, dir, port } => {
             if nodes != 1 {
-                eprintln!("coordd: --nodes {nodes}: this build runs a single server (replication is not in it yet)");
+                eprintln!(
+                    "coordd: --nodes {nodes}: this build runs a single server (replication is not in it yet)"
+                );
                 return ExitCode::from(2);
             }
             match dev_config(&dir, port) {

@@ -90,14 +90,19 @@ pub fn recover(dir: &Path, opts: LogOptions) -> Result<RecoveredState, NodeError
         Some((zxid, bytes)) => {
             let tree = DataTree::from_snapshot(bytes)
                 .map_err(|e| NodeError::Recovery(format!("snapshot 0x{zxid:x}: {e}")))?;
-            tracing::info!(zxid = format_args!("0x{zxid:x}"), nodes = tree.node_count(), "snapshot loaded");
+            tracing::info!(
+                zxid = format_args!("0x{zxid:x}"),
+                nodes = tree.node_count(),
+                "snapshot loaded"
+            );
             tree
         }
         None => DataTree::new(),
     };
     let mut last = tree.last_applied();
     for (zxid, bytes) in &recovered.records {
-        let txn = Txn::decode(bytes).map_err(|e| NodeError::Recovery(format!("record 0x{zxid:x}: {e}")))?;
+        let txn = Txn::decode(bytes)
+            .map_err(|e| NodeError::Recovery(format!("record 0x{zxid:x}: {e}")))?;
         if Zxid(*zxid) <= tree.last_applied() {
             continue;
         }
@@ -105,7 +110,11 @@ pub fn recover(dir: &Path, opts: LogOptions) -> Result<RecoveredState, NodeError
         last = Zxid(*zxid);
     }
     tracing::info!(replayed = recovered.records.len(), last_zxid = %last, nodes = tree.node_count(), "tree recovered");
-    Ok(RecoveredState { tree, log, last_logged: last })
+    Ok(RecoveredState {
+        tree,
+        log,
+        last_logged: last,
+    })
 }
 
 /// Reads the last accepted epoch (0 if none).
@@ -129,7 +138,9 @@ pub fn write_epoch(path: &Path, epoch: u32) -> Result<(), NodeError> {
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -137,7 +148,8 @@ pub fn write_epoch(path: &Path, epoch: u32) -> Result<(), NodeError> {
 fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, NodeError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let err = |e| NodeError::Bind(addr, e);
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
     // A larger receive buffer stops drops under load (measured on this machine).
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
@@ -151,7 +163,10 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
     let tls_files = tls::ensure_material(&config)?;
-    let opts = LogOptions { segment_bytes: config.log_segment_bytes, ..LogOptions::default() };
+    let opts = LogOptions {
+        segment_bytes: config.log_segment_bytes,
+        ..LogOptions::default()
+    };
     let recovered = recover(&config.log_dir(), opts)?;
     let epoch = read_epoch(&config.epoch_file())?.max(recovered.last_logged.epoch()) + 1;
     write_epoch(&config.epoch_file(), epoch)?;
@@ -174,8 +189,12 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             Box::new(move |event| {
                 if let Some(p) = sink.lock().as_ref() {
                     match event {
-                        LogEvent::Durable(d) => p.do_send(Durable { up_to: d.up_to_zxid }),
-                        LogEvent::Error(e) => p.do_send(LogFailed { message: e.to_string() }),
+                        LogEvent::Durable(d) => p.do_send(Durable {
+                            up_to: d.up_to_zxid,
+                        }),
+                        LogEvent::Error(e) => p.do_send(LogFailed {
+                            message: e.to_string(),
+                        }),
                         LogEvent::SnapshotSaved { zxid } => {
                             tracing::info!(zxid = format_args!("0x{zxid:x}"), "snapshot saved")
                         }
@@ -184,7 +203,9 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 }
             }),
         );
-        let log = LogHandle { inner: Arc::new(group?) };
+        let log = LogHandle {
+            inner: Arc::new(group?),
+        };
         let proposer = Proposer::new(epoch, log.clone()).start();
         *proposer_cell.lock() = Some(proposer.clone());
         let applied = Arc::new(AtomicU64::new(0));
@@ -199,7 +220,13 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         })
         .start();
         proposer.do_send(SetStore(store.clone()));
-        SessionManager::new(table.clone(), clock, Duration::from_millis(config.tick_ms), store.clone()).start();
+        SessionManager::new(
+            table.clone(),
+            clock,
+            Duration::from_millis(config.tick_ms),
+            store.clone(),
+        )
+        .start();
 
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),

@@ -69,7 +69,14 @@ pub struct Proposer {
 impl Proposer {
     /// A proposer for `epoch`, starting its counter at 0.
     pub fn new(epoch: u32, log: LogHandle) -> Self {
-        Proposer { epoch, counter: 0, log, inflight: VecDeque::new(), store: None, failed: false }
+        Proposer {
+            epoch,
+            counter: 0,
+            log,
+            inflight: VecDeque::new(),
+            store: None,
+            failed: false,
+        }
     }
 }
 
@@ -91,7 +98,10 @@ impl Handler<Propose> for Proposer {
             // The log is broken (or this epoch is exhausted): refuse rather than acknowledge
             // something that may not be durable. The store answers the client.
             if let Some(store) = &self.store {
-                store.do_send(crate::store::Rejected { origin: msg.origin, code: ErrorCode::NotServing });
+                store.do_send(crate::store::Rejected {
+                    origin: msg.origin,
+                    code: ErrorCode::NotServing,
+                });
             }
             return;
         }
@@ -109,7 +119,11 @@ impl Handler<Durable> for Proposer {
     type Result = ();
     fn handle(&mut self, msg: Durable, _: &mut Self::Context) {
         let Some(store) = &self.store else { return };
-        while self.inflight.front().is_some_and(|(z, _, _)| z.0 <= msg.up_to) {
+        while self
+            .inflight
+            .front()
+            .is_some_and(|(z, _, _)| z.0 <= msg.up_to)
+        {
             let (zxid, txn, origin) = self.inflight.pop_front().expect("front checked just above");
             store.do_send(Committed { zxid, txn, origin });
         }
@@ -128,7 +142,12 @@ impl Handler<LogFailed> for Proposer {
 }
 
 /// Helper for connection tasks: the response to a session created at `zxid`.
-pub fn connect_response(zxid: Zxid, timeout_ms: u32, password: Vec<u8>, server_id: u64) -> ConnectResponse {
+pub fn connect_response(
+    zxid: Zxid,
+    timeout_ms: u32,
+    password: Vec<u8>,
+    server_id: u64,
+) -> ConnectResponse {
     ConnectResponse {
         protocol_version: coord_proto::CLIENT_PROTOCOL_VERSION,
         timeout_ms,

@@ -23,7 +23,9 @@ pub struct Clock {
 impl Clock {
     /// Starts the clock.
     pub fn new() -> Clock {
-        Clock { start: Instant::now() }
+        Clock {
+            start: Instant::now(),
+        }
     }
     /// Milliseconds since start.
     pub fn now_ms(&self) -> u64 {
@@ -49,7 +51,11 @@ pub struct Liveness {
 impl Liveness {
     /// A session heard from at `now_ms`.
     pub fn new(timeout_ms: u32, now_ms: u64) -> Liveness {
-        Liveness { timeout_ms, last_heard_ms: AtomicU64::new(now_ms), expiring: AtomicBool::new(false) }
+        Liveness {
+            timeout_ms,
+            last_heard_ms: AtomicU64::new(now_ms),
+            expiring: AtomicBool::new(false),
+        }
     }
     /// Records a frame from the session.
     pub fn touch(&self, now_ms: u64) {
@@ -113,7 +119,12 @@ pub struct SessionManager {
 impl SessionManager {
     /// A manager scanning `table` every `tick`.
     pub fn new(table: SessionTable, clock: Clock, tick: Duration, store: Addr<Store>) -> Self {
-        SessionManager { table, clock, tick, store }
+        SessionManager {
+            table,
+            clock,
+            tick,
+            store,
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use crate::sessions::{Clock, Liveness, SessionTable};
 use crate::wall_ms;
 use actix::prelude::*;
 use coord_proto::{
-    AddWatchMode, CLIENT_PROTOCOL_VERSION, ConnectResponse, ErrorCode, Id, MultiOp, ReplyBody, Request, Response, ServerFrame, Zxid,
-    validate_path,
+    AddWatchMode, CLIENT_PROTOCOL_VERSION, ConnectResponse, ErrorCode, Id, MultiOp, ReplyBody,
+    Request, Response, ServerFrame, Zxid, validate_path,
 };
 use coord_tree::{DataTree, Txn, TxnBody, WatchKind, WatchManager, digest_id};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -193,7 +193,9 @@ pub struct Store {
 impl Store {
     /// A store over a recovered tree.
     pub fn new(parts: StoreParts) -> Store {
-        parts.applied.store(parts.tree.last_applied().0, Ordering::Release);
+        parts
+            .applied
+            .store(parts.tree.last_applied().0, Ordering::Release);
         Store {
             tree: parts.tree,
             watches: WatchManager::new(),
@@ -211,7 +213,12 @@ impl Store {
     }
 
     fn propose(&self, session_id: u64, auth: Vec<Id>, body: TxnBody, origin: Origin) {
-        let txn = Txn { session_id, time_ms: wall_ms(), auth, body };
+        let txn = Txn {
+            session_id,
+            time_ms: wall_ms(),
+            auth,
+            body,
+        };
         self.proposer.do_send(Propose { txn, origin });
     }
 
@@ -219,21 +226,47 @@ impl Store {
     fn prepare(&self, request: Request) -> Result<TxnBody, ErrorCode> {
         let max = self.config.max_data_bytes;
         let check_path = |p: &str| validate_path(p).map_err(|_| ErrorCode::InvalidPath);
-        let check_data = |d: &[u8]| if d.len() > max { Err(ErrorCode::TooLarge) } else { Ok(()) };
+        let check_data = |d: &[u8]| {
+            if d.len() > max {
+                Err(ErrorCode::TooLarge)
+            } else {
+                Ok(())
+            }
+        };
         Ok(match request {
-            Request::Create { path, data, acl, mode, ttl_ms } => {
+            Request::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => {
                 check_path(&path)?;
                 check_data(&data)?;
-                TxnBody::Create { path, data, acl, mode, ttl_ms }
+                TxnBody::Create {
+                    path,
+                    data,
+                    acl,
+                    mode,
+                    ttl_ms,
+                }
             }
             Request::Delete { path, version } => {
                 check_path(&path)?;
                 TxnBody::Delete { path, version }
             }
-            Request::SetData { path, data, version } => {
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => {
                 check_path(&path)?;
                 check_data(&data)?;
-                TxnBody::SetData { path, data, version }
+                TxnBody::SetData {
+                    path,
+                    data,
+                    version,
+                }
             }
             Request::SetAcl { path, acl, version } => {
                 check_path(&path)?;
@@ -256,7 +289,9 @@ impl Store {
 
     /// Runs a read (or a session-local op) for `sid` and returns its answer.
     fn read(&mut self, sid: u64, request: Request) -> ReplyBody {
-        let Some(session) = self.sessions.get_mut(&sid) else { return ReplyBody::Err(ErrorCode::SessionExpired) };
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return ReplyBody::Err(ErrorCode::SessionExpired);
+        };
         let auth = &session.auth;
         let invalid = |p: &str| validate_path(p).is_err();
         let result: Result<Response, ErrorCode> = match request {
@@ -268,7 +303,11 @@ impl Store {
                 } else {
                     let stat = self.tree.stat(&path);
                     if watch {
-                        let kind = if stat.is_some() { WatchKind::Data } else { WatchKind::Exist };
+                        let kind = if stat.is_some() {
+                            WatchKind::Data
+                        } else {
+                            WatchKind::Exist
+                        };
                         self.watches.add(sid, &path, kind);
                     }
                     Ok(Response::Exists { stat })
@@ -292,12 +331,20 @@ impl Store {
                 }
                 Err(e) => Err(e),
             },
-            Request::GetAcl { path } => self.tree.get_acl(&path, auth).map(|(acl, stat)| Response::Acl { acl, stat }),
-            Request::GetEphemerals { prefix } => Ok(Response::Paths { paths: self.tree.get_ephemerals(sid, &prefix) }),
-            Request::GetAllChildrenNumber { path } => {
-                self.tree.all_children_number(&path, auth).map(|count| Response::Count { count })
-            }
-            Request::MultiRead { ops } => Ok(Response::MultiRead { results: self.tree.multi_read(&ops, auth) }),
+            Request::GetAcl { path } => self
+                .tree
+                .get_acl(&path, auth)
+                .map(|(acl, stat)| Response::Acl { acl, stat }),
+            Request::GetEphemerals { prefix } => Ok(Response::Paths {
+                paths: self.tree.get_ephemerals(sid, &prefix),
+            }),
+            Request::GetAllChildrenNumber { path } => self
+                .tree
+                .all_children_number(&path, auth)
+                .map(|count| Response::Count { count }),
+            Request::MultiRead { ops } => Ok(Response::MultiRead {
+                results: self.tree.multi_read(&ops, auth),
+            }),
             Request::AddWatch { path, mode } => {
                 if invalid(&path) {
                     Err(ErrorCode::InvalidPath)
@@ -319,7 +366,14 @@ impl Store {
                 }
                 Err(e) => Err(e),
             },
-            Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive } => {
+            Request::SetWatches {
+                relative_zxid,
+                data,
+                exist,
+                child,
+                persistent,
+                persistent_recursive,
+            } => {
                 let fired = self.watches.set_watches(
                     sid,
                     Zxid(relative_zxid),
@@ -362,7 +416,11 @@ impl Store {
 
     fn send_reply(&self, sid: u64, xid: u64, body: ReplyBody) {
         if let Some(s) = self.sessions.get(&sid) {
-            s.send(ServerFrame::Reply { xid, zxid: self.applied.load(Ordering::Relaxed), body });
+            s.send(ServerFrame::Reply {
+                xid,
+                zxid: self.applied.load(Ordering::Relaxed),
+                body,
+            });
             s.permits.add_permits(1);
         }
     }
@@ -370,7 +428,9 @@ impl Store {
     /// Answers queued requests from the front of a session's queue until a pending write.
     fn drain(&mut self, sid: u64) {
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else { return };
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                return;
+            };
             match s.queue.front() {
                 None | Some(Queued::Write { .. }) => return,
                 Some(_) => {}
@@ -387,7 +447,9 @@ impl Store {
     }
 
     fn complete_write(&mut self, sid: u64, xid: u64, body: ReplyBody) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         // A write from an earlier connection of this session is not in this queue: its client
         // already saw ConnectionLoss for it.
         if matches!(s.queue.front(), Some(Queued::Write { xid: x }) if *x == xid) {
@@ -420,7 +482,12 @@ impl Store {
     fn reap(&mut self) {
         for (path, czxid) in self.tree.reap_candidates(wall_ms()) {
             if self.reaping.insert(path.clone()) {
-                self.propose(0, Vec::new(), TxnBody::ReapNode { path, czxid }, Origin::Internal);
+                self.propose(
+                    0,
+                    Vec::new(),
+                    TxnBody::ReapNode { path, czxid },
+                    Origin::Internal,
+                );
             }
         }
     }
@@ -438,7 +505,10 @@ impl Actor for Store {
 impl Handler<CreateSession> for Store {
     type Result = ();
     fn handle(&mut self, msg: CreateSession, _: &mut Self::Context) {
-        let body = TxnBody::CreateSession { timeout_ms: msg.0.timeout_ms, password: msg.0.password.clone() };
+        let body = TxnBody::CreateSession {
+            timeout_ms: msg.0.timeout_ms,
+            password: msg.0.password.clone(),
+        };
         self.propose(0, Vec::new(), body, Origin::Connect(Box::new(msg.0)));
     }
 }
@@ -460,7 +530,13 @@ impl Handler<Attach> for Store {
             return;
         };
         if self.sessions.contains_key(&id) {
-            self.drop_session(id, Some((ErrorCode::SessionMoved, "session resumed on another connection".into())));
+            self.drop_session(
+                id,
+                Some((
+                    ErrorCode::SessionMoved,
+                    "session resumed on another connection".into(),
+                )),
+            );
         }
         liveness.touch(self.clock.now_ms());
         let session = LocalSession {
@@ -486,7 +562,11 @@ impl Handler<Attach> for Store {
 impl Handler<Detach> for Store {
     type Result = ();
     fn handle(&mut self, msg: Detach, _: &mut Self::Context) {
-        if self.sessions.get(&msg.session_id).is_some_and(|s| s.conn_id == msg.conn_id) {
+        if self
+            .sessions
+            .get(&msg.session_id)
+            .is_some_and(|s| s.conn_id == msg.conn_id)
+        {
             self.drop_session(msg.session_id, msg.reason);
         }
     }
@@ -496,7 +576,9 @@ impl Handler<ClientRequest> for Store {
     type Result = ();
     fn handle(&mut self, msg: ClientRequest, _: &mut Self::Context) {
         let sid = msg.session_id;
-        let Some(s) = self.sessions.get(&sid) else { return };
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
         if s.conn_id != msg.conn_id {
             return;
         }
@@ -508,7 +590,15 @@ impl Handler<ClientRequest> for Store {
             let auth = s.auth.clone();
             match self.prepare(msg.request) {
                 Ok(body) => {
-                    self.propose(sid, auth, body, Origin::Client { session_id: sid, xid: msg.xid });
+                    self.propose(
+                        sid,
+                        auth,
+                        body,
+                        Origin::Client {
+                            session_id: sid,
+                            xid: msg.xid,
+                        },
+                    );
                     if let Some(s) = self.sessions.get_mut(&sid) {
                         s.queue.push_back(Queued::Write { xid: msg.xid });
                     }
@@ -517,7 +607,10 @@ impl Handler<ClientRequest> for Store {
                     if idle {
                         self.send_reply(sid, msg.xid, ReplyBody::Err(code));
                     } else if let Some(s) = self.sessions.get_mut(&sid) {
-                        s.queue.push_back(Queued::Done { xid: msg.xid, body: ReplyBody::Err(code) });
+                        s.queue.push_back(Queued::Done {
+                            xid: msg.xid,
+                            body: ReplyBody::Err(code),
+                        });
                     }
                 }
             }
@@ -525,7 +618,10 @@ impl Handler<ClientRequest> for Store {
             let body = self.read(sid, msg.request);
             self.send_reply(sid, msg.xid, body);
         } else if let Some(s) = self.sessions.get_mut(&sid) {
-            s.queue.push_back(Queued::Read { xid: msg.xid, request: msg.request });
+            s.queue.push_back(Queued::Read {
+                xid: msg.xid,
+                request: msg.request,
+            });
         }
     }
 }
@@ -542,9 +638,15 @@ impl Handler<Committed> for Store {
             }
         }
         match &txn.body {
-            TxnBody::CreateSession { timeout_ms, password } => {
+            TxnBody::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 let sid = zxid.0;
-                self.table.insert(sid, Arc::new(Liveness::new(*timeout_ms, self.clock.now_ms())));
+                self.table.insert(
+                    sid,
+                    Arc::new(Liveness::new(*timeout_ms, self.clock.now_ms())),
+                );
                 if let Origin::Connect(pc) = origin {
                     let pc = *pc;
                     let session = LocalSession {
@@ -573,7 +675,10 @@ impl Handler<Committed> for Store {
                         self.complete_write(session_id, xid, outcome.reply);
                         self.drop_session(sid, None);
                     }
-                    _ => self.drop_session(sid, Some((ErrorCode::SessionExpired, "session expired".into()))),
+                    _ => self.drop_session(
+                        sid,
+                        Some((ErrorCode::SessionExpired, "session expired".into())),
+                    ),
                 }
             }
             TxnBody::ReapNode { path, .. } => {
@@ -593,7 +698,9 @@ impl Handler<Rejected> for Store {
     type Result = ();
     fn handle(&mut self, msg: Rejected, _: &mut Self::Context) {
         match msg.origin {
-            Origin::Client { session_id, xid } => self.complete_write(session_id, xid, ReplyBody::Err(msg.code)),
+            Origin::Client { session_id, xid } => {
+                self.complete_write(session_id, xid, ReplyBody::Err(msg.code))
+            }
             Origin::Connect(pc) => {
                 let _ = pc.reply.send(Err(msg.code));
             }
@@ -617,6 +724,10 @@ impl Handler<Expire> for Store {
 impl Handler<DigestQuery> for Store {
     type Result = MessageResult<DigestQuery>;
     fn handle(&mut self, _: DigestQuery, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.tree.digest(), self.tree.last_applied().0, self.tree.node_count()))
+        MessageResult((
+            self.tree.digest(),
+            self.tree.last_applied().0,
+            self.tree.node_count(),
+        ))
     }
 }

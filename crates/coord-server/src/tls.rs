@@ -7,8 +7,8 @@
 
 use crate::config::Config;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Write;
@@ -57,7 +57,10 @@ pub struct TlsFiles {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io { path: path.to_path_buf(), source }
+    move |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
@@ -81,7 +84,11 @@ fn ca_params() -> Result<CertificateParams, TlsError> {
     dn.push(DnType::OrganizationName, "Coord");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(params)
@@ -114,7 +121,12 @@ pub fn issue_server_cert(
     let ca_key_pem = std::fs::read_to_string(ca_key).map_err(io_err(ca_key))?;
     let ca_key_pair = KeyPair::from_pem(&ca_key_pem)?;
     let issuer = Issuer::new(ca_params()?, ca_key_pair);
-    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), format!("coord-{id}")];
+    let mut sans: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        format!("coord-{id}"),
+    ];
     for n in names {
         if !sans.contains(n) {
             sans.push(n.clone());
@@ -131,7 +143,10 @@ pub fn issue_server_cert(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("coord-{id}"));
     params.distinguished_name = dn;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     let key_pair = KeyPair::generate()?;
@@ -147,7 +162,11 @@ pub fn ensure_material(config: &Config) -> Result<TlsFiles, TlsError> {
     let dir = config.data_dir.join("tls");
     let tls = &config.tls;
     if let (Some(ca_cert), Some(cert), Some(key)) = (&tls.ca_cert, &tls.cert, &tls.key) {
-        return Ok(TlsFiles { ca_cert: ca_cert.clone(), cert: cert.clone(), key: key.clone() });
+        return Ok(TlsFiles {
+            ca_cert: ca_cert.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        });
     }
     let (ca_cert, ca_key) = match (&tls.ca_cert, &tls.ca_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -156,6 +175,7 @@ pub fn ensure_material(config: &Config) -> Result<TlsFiles, TlsError> {
     let cert = tls.cert.clone().unwrap_or_else(|| dir.join("server.pem"));
     let key = tls.key.clone().unwrap_or_else(|| dir.join("server.key"));
     if !(cert.exists() && key.exists()) {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut names = tls.names.clone();
         names.push(config.client_addr.ip().to_string());
         issue_server_cert(&ca_key, config.id, &names, &cert, &key)?;
@@ -169,7 +189,10 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(io_err(path))?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: path.to_path_buf(), message: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            path: path.to_path_buf(),
+            message: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
@@ -178,7 +201,10 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = std::fs::read(path).map_err(io_err(path))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(io_err(path))?
-        .ok_or_else(|| TlsError::Pem { path: path.to_path_buf(), message: "no private key found".into() })
+        .ok_or_else(|| TlsError::Pem {
+            path: path.to_path_buf(),
+            message: "no private key found".into(),
+        })
 }
 
 /// The crypto provider every Coord endpoint uses (ring, no process-global default needed).
@@ -187,7 +213,10 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Builds the quinn server configuration for the client listener.
-pub fn client_server_config(files: &TlsFiles, max_streams: u32) -> Result<quinn::ServerConfig, TlsError> {
+pub fn client_server_config(
+    files: &TlsFiles,
+    max_streams: u32,
+) -> Result<quinn::ServerConfig, TlsError> {
     let certs = load_certs(&files.cert)?;
     let key = load_key(&files.key)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
@@ -196,14 +225,19 @@ pub fn client_server_config(files: &TlsFiles, max_streams: u32) -> Result<quinn:
         .with_single_cert(certs, key)?;
     tls.alpn_protocols = vec![CLIENT_ALPN.to_vec()];
     tls.max_early_data_size = 0;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| TlsError::Pem { path: files.cert.clone(), message: e.to_string() })?;
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Pem {
+            path: files.cert.clone(),
+            message: e.to_string(),
+        })?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(max_streams.into())
         .max_concurrent_uni_streams(0u32.into())
-        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))))
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            60_000,
+        ))))
         .stream_receive_window((4u32 * 1024 * 1024).into())
         .receive_window((16u32 * 1024 * 1024).into())
         .send_window(16 * 1024 * 1024);

@@ -1,0 +1,229 @@
+//! Client configuration: which servers, which CA to trust, which timeouts.
+
+use crate::error::Error;
+use coord_proto::ErrorCode;
+use std::path::Path;
+use std::time::Duration;
+
+/// Environment variable with the comma-separated `host:port` list of servers.
+pub const ENV_SERVERS: &str = "COORD_SERVERS";
+/// Environment variable with the path of the cluster CA certificate (PEM).
+pub const ENV_CA: &str = "COORD_CA";
+
+/// Default requested session timeout (the server negotiates it into its bounds).
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on establishing one connection (QUIC + TLS + handshake frame).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default largest frame the client accepts or sends (16 MiB: large children lists fit).
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How to reach and talk to an ensemble.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `host:port` of every server (`[v6]:port` for IPv6 literals); tried shuffled.
+    pub servers: Vec<String>,
+    /// The cluster CA certificate(s), PEM: the only roots trusted for server certificates.
+    pub ca_pem: Vec<u8>,
+    /// Requested session timeout; the negotiated one is [`crate::Client::session_timeout`].
+    pub session_timeout: Duration,
+    /// Bound on the whole initial connect, and on each connection attempt after that.
+    pub connect_timeout: Duration,
+    /// Largest frame accepted from the server or sent to it, in bytes.
+    pub max_frame: usize,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("servers", &self.servers)
+            .field("ca_pem", &format_args!("{} bytes", self.ca_pem.len()))
+            .field("session_timeout", &self.session_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_frame", &self.max_frame)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration for `servers` (comma-separated `host:port`) trusting the CA in the PEM
+    /// file `ca_pem_path`, with default timeouts.
+    pub fn new(servers: &str, ca_pem_path: impl AsRef<Path>) -> Result<ClientConfig, Error> {
+        let path = ca_pem_path.as_ref();
+        let ca_pem = std::fs::read(path).map_err(|e| {
+            Error::with_message(
+                ErrorCode::BadArguments,
+                format!("cannot read CA file {}: {e}", path.display()),
+            )
+        })?;
+        ClientConfig::with_ca_pem(servers, ca_pem)
+    }
+
+    /// Like [`ClientConfig::new`], with the CA certificate(s) given as PEM bytes.
+    pub fn with_ca_pem(servers: &str, ca_pem: Vec<u8>) -> Result<ClientConfig, Error> {
+        let servers = parse_servers(servers)?;
+        crate::tls::parse_ca(&ca_pem)?;
+        Ok(ClientConfig {
+            servers,
+            ca_pem,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+        })
+    }
+
+    /// A configuration from `COORD_SERVERS` and `COORD_CA` (what `coordd dev` prints).
+    pub fn from_env() -> Result<ClientConfig, Error> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                Error::with_message(
+                    ErrorCode::BadArguments,
+                    format!("environment variable {name} is not set"),
+                )
+            })
+        };
+        ClientConfig::new(&var(ENV_SERVERS)?, var(ENV_CA)?)
+    }
+
+    /// Sets the requested session timeout.
+    pub fn session_timeout(mut self, timeout: Duration) -> ClientConfig {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientConfig {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the frame size limit.
+    pub fn max_frame(mut self, bytes: usize) -> ClientConfig {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Checks the fields a user may have set by hand.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::with_message(ErrorCode::BadArguments, m.to_string()));
+        if self.servers.is_empty() {
+            return bad("no servers configured");
+        }
+        for s in &self.servers {
+            split_host_port(s)?;
+        }
+        if self.session_timeout < Duration::from_millis(100)
+            || self.session_timeout.as_millis() > u32::MAX as u128
+        {
+            return bad("session timeout must be between 100 ms and u32::MAX ms");
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("connect timeout must not be zero");
+        }
+        if self.max_frame < 1024 {
+            return bad("max_frame must be at least 1024 bytes");
+        }
+        Ok(())
+    }
+}
+
+/// Splits a comma-separated server list, refusing entries without a usable `host:port`.
+pub fn parse_servers(list: &str) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        split_host_port(entry)?;
+        out.push(entry.to_string());
+    }
+    if out.is_empty() {
+        return Err(Error::with_message(
+            ErrorCode::BadArguments,
+            format!("no servers in {list:?}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Splits `host:port` or `[v6]:port` into the host (brackets removed) and the port.
+pub fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
+    let bad = |why: &str| {
+        Error::with_message(
+            ErrorCode::BadArguments,
+            format!("bad server address {addr:?}: {why}"),
+        )
+    };
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| bad("expected [host]:port"))?;
+        (host, port)
+    } else {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected host:port"))?;
+        if host.contains(':') {
+            return Err(bad("IPv6 addresses must be written [addr]:port"));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
+    if port == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_lists() {
+        assert_eq!(parse_servers("a:1, b:2,,").unwrap(), vec!["a:1", "b:2"]);
+        assert_eq!(parse_servers("[::1]:2181").unwrap(), vec!["[::1]:2181"]);
+        for bad in [
+            "",
+            " , ",
+            "a",
+            "a:",
+            "a:x",
+            ":1",
+            "::1:2181",
+            "[::1]",
+            "[::1]2181",
+            "a:0",
+            "a:70000",
+        ] {
+            let e = parse_servers(bad).expect_err(bad);
+            assert_eq!(e.code(), ErrorCode::BadArguments, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            split_host_port("127.0.0.1:7000").unwrap(),
+            ("127.0.0.1", 7000)
+        );
+        assert_eq!(split_host_port("[::1]:7000").unwrap(), ("::1", 7000));
+        assert_eq!(
+            split_host_port("node-1.example:7000").unwrap(),
+            ("node-1.example", 7000)
+        );
+    }
+
+    #[test]
+    fn missing_ca_file_is_a_clear_error() {
+        let e = ClientConfig::new("a:1", "/nonexistent/ca.pem").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn ca_without_certificates_is_refused() {
+        let e = ClientConfig::with_ca_pem("a:1", b"not a pem".to_vec()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+    }
+}

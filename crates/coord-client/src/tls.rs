@@ -1,0 +1,126 @@
+//! TLS and QUIC setup: trust only the cluster CA, ALPN `coord/1`, TLS 1.3 with ring, and a
+//! client UDP socket with a large receive buffer.
+
+use crate::error::Error;
+use coord_proto::ErrorCode;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The ALPN protocol of the client protocol.
+pub const ALPN: &[u8] = b"coord/1";
+
+/// Receive buffer requested for the client socket: bursts of replies to pipelined requests
+/// must not be dropped by the kernel.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Parses the CA certificate(s) from PEM, refusing input with none.
+pub(crate) fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let mut reader = pem;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut reader)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            Error::with_message(
+                ErrorCode::BadArguments,
+                format!("CA file is not valid PEM: {e}"),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(Error::with_message(
+            ErrorCode::BadArguments,
+            "CA file holds no certificate",
+        ));
+    }
+    Ok(certs)
+}
+
+/// The quinn client configuration: TLS 1.3 (ring), roots = the cluster CA only, ALPN
+/// `coord/1`, no client certificate, and `idle_timeout` as QUIC's idle timeout.
+pub(crate) fn quic_client_config(
+    ca_pem: &[u8],
+    idle_timeout: Duration,
+) -> Result<quinn::ClientConfig, Error> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        Error::with_message(ErrorCode::BadArguments, format!("{what}: {e}"))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in parse_ca(ca_pem)? {
+        roots
+            .add(cert)
+            .map_err(|e| bad("CA certificate refused", &e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| bad("TLS setup", &e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| bad("QUIC TLS setup", &e))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    // The server never opens streams towards a client.
+    transport.max_concurrent_bidi_streams(0u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    let idle = quinn::IdleTimeout::try_from(idle_timeout).map_err(|e| bad("idle timeout", &e))?;
+    transport.max_idle_timeout(Some(idle));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// The name a server certificate must carry for `host`: an IP literal is checked against the
+/// certificate's IP SANs, anything else against its DNS SANs.
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        Error::with_message(
+            ErrorCode::BadArguments,
+            format!("bad server name {host:?}: {e}"),
+        )
+    })
+}
+
+/// A client endpoint bound to the wildcard address of `addr`'s family through a socket with
+/// a 4 MiB receive buffer (best effort: the kernel may cap it).
+pub(crate) fn bind_endpoint(for_addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let (domain, local): (Domain, SocketAddr) = match for_addr {
+        SocketAddr::V4(_) => (Domain::IPV4, (Ipv4Addr::UNSPECIFIED, 0).into()),
+        SocketAddr::V6(_) => (Domain::IPV6, (Ipv6Addr::UNSPECIFIED, 0).into()),
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        tracing::debug!("cannot raise SO_RCVBUF to {RECV_BUFFER}: {e}");
+    }
+    socket.bind(&local.into())?;
+    let socket: UdpSocket = socket.into();
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_become_ip_names() {
+        assert!(matches!(
+            server_name("127.0.0.1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("::1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("localhost").unwrap(),
+            ServerName::DnsName(_)
+        ));
+        assert!(server_name("bad name!").is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! Async frame IO over tokio streams (quinn's `RecvStream`/`SendStream` implement them).
+//! Enabled with the `tokio-io` feature; shared by server and client so both read frames the
+//! same way: header first, limit checked, then the body into an aligned buffer.
+
+use crate::frame::{FrameError, HEADER_LEN, body_len};
+use rkyv::util::AlignedVec;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameIoError {
+    /// The stream failed.
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The frame was refused.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// Reads one frame body into `buf` (cleared first). `Ok(false)` on a clean end of stream
+/// before a header; a stream that ends inside a frame is an error.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut AlignedVec<16>,
+    limit: usize,
+) -> Result<bool, FrameIoError> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = r.read(&mut header[got..]).await?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(false);
+            }
+            return Err(FrameError::Truncated {
+                need: HEADER_LEN,
+                have: got,
+            }
+            .into());
+        }
+        got += n;
+    }
+    let len = body_len(header, limit)?;
+    buf.clear();
+    buf.reserve(len);
+    // Read in chunks so a peer that announces a large frame and stalls costs us only what it sent.
+    let mut chunk = [0u8; 16 * 1024];
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = remaining.min(chunk.len());
+        let n = r.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                need: len,
+                have: len - remaining,
+            }
+            .into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        remaining -= n;
+    }
+    Ok(true)
+}

@@ -1,0 +1,265 @@
+//! Test harness: real `coordd` processes on loopback, real QUIC, real fsynced logs.
+#![allow(dead_code)]
+
+use coord_client::{Client, ClientConfig};
+use coord_proto::io::read_frame;
+use coord_proto::*;
+use rkyv::util::AlignedVec;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A `coordd run` process with its own data directory and port.
+pub struct Coordd {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    s.local_addr().expect("local addr").port()
+}
+
+impl Coordd {
+    /// Starts a server in a fresh temporary directory with `extra` TOML lines appended.
+    pub fn start(extra: &str) -> Coordd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Coordd::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server in `dir` (reusing its data if any).
+    pub fn start_in(dir: &Path, extra: &str) -> Coordd {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let config = format!(
+            "id = 1\nclient_addr = \"{addr}\"\ndata_dir = \"{}\"\ntick_ms = 100\n{extra}\n",
+            dir.join("data").display()
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("coord.toml"), config).unwrap();
+        let mut s = Coordd {
+            child: None,
+            dir: dir.to_path_buf(),
+            addr,
+            _tmp: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("coordd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_coordd"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.dir.join("coord.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn coordd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits until the CA exists and a QUIC handshake + session succeeds.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("coordd exited early with {status}: {}", self.log_tail());
+            }
+            if self.ca_path().exists() {
+                let cfg = self
+                    .client_config()
+                    .connect_timeout(Duration::from_millis(500));
+                let ok = runtime().block_on(async {
+                    match Client::connect(cfg).await {
+                        Ok(c) => {
+                            let _ = c.close().await;
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                });
+                if ok {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coordd did not become ready: {}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("coordd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("data").join("tls").join("ca.pem")
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(&self.addr.to_string(), self.ca_path()).expect("client config")
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.client_config().session_timeout(Duration::from_secs(2)))
+            .await
+            .expect("connect")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Coordd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A raw protocol session: frames written by hand, for bad-input and expiry tests.
+pub struct RawSession {
+    pub conn: quinn::Connection,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+    buf: AlignedVec<16>,
+    _endpoint: quinn::Endpoint,
+}
+
+impl RawSession {
+    pub async fn open(server: &Coordd) -> RawSession {
+        let pem = std::fs::read(server.ca_path()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"coord/1".to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let conn = endpoint
+            .connect(server.addr, "127.0.0.1")
+            .unwrap()
+            .await
+            .unwrap();
+        let (send, recv) = conn.open_bi().await.unwrap();
+        RawSession {
+            conn,
+            send,
+            recv,
+            buf: AlignedVec::new(),
+            _endpoint: endpoint,
+        }
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.send.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        let bytes = frame::encode(frame).unwrap();
+        self.send_bytes(&bytes).await;
+    }
+
+    /// The next frame, or None at end of stream or on timeout.
+    pub async fn next(&mut self) -> Option<ServerFrame> {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_frame(&mut self.recv, &mut self.buf, 1 << 24),
+        )
+        .await;
+        match r {
+            Ok(Ok(true)) => Some(frame::decode_aligned(&self.buf).expect("server frames validate")),
+            _ => None,
+        }
+    }
+
+    /// Handshake for a new session with `timeout_ms`; returns the response.
+    pub async fn connect(&mut self, timeout_ms: u32) -> ConnectResponse {
+        self.send(&ClientFrame::Connect(ConnectRequest {
+            protocol_version: CLIENT_PROTOCOL_VERSION,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            password: vec![],
+        }))
+        .await;
+        match self.next().await {
+            Some(ServerFrame::Connected(r)) => r,
+            other => panic!("expected Connected, got {other:?}"),
+        }
+    }
+
+    pub async fn request(&mut self, xid: u64, request: Request) -> ReplyBody {
+        self.send(&ClientFrame::Request { xid, request }).await;
+        loop {
+            match self.next().await {
+                Some(ServerFrame::Reply { xid: x, body, .. }) if x == xid => return body,
+                Some(ServerFrame::Event(_)) => continue,
+                other => panic!("expected reply {xid}, got {other:?}"),
+            }
+        }
+    }
+}
+
+pub fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -37,8 +37,13 @@ impl Coordd {
     /// Starts a server in `dir` (reusing its data if any).
     pub fn start_in(dir: &Path, extra: &str) -> Coordd {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let tick = if extra.contains("tick_ms") {
+            ""
+        } else {
+            "tick_ms = 100\n"
+        };
         let config = format!(
-            "id = 1\nclient_addr = \"{addr}\"\ndata_dir = \"{}\"\ntick_ms = 100\n{extra}\n",
+            "id = 1\nclient_addr = \"{addr}\"\ndata_dir = \"{}\"\n{tick}{extra}\n",
             dir.join("data").display()
         );
         std::fs::create_dir_all(dir).unwrap();
@@ -85,15 +90,20 @@ impl Coordd {
                 let cfg = self
                     .client_config()
                     .connect_timeout(Duration::from_millis(500));
-                let ok = runtime().block_on(async {
-                    match Client::connect(cfg).await {
-                        Ok(c) => {
-                            let _ = c.close().await;
-                            true
+                // On a thread of its own, so tests may start servers from async code too.
+                let ok = std::thread::spawn(move || {
+                    runtime().block_on(async {
+                        match Client::connect(cfg).await {
+                            Ok(c) => {
+                                let _ = c.close().await;
+                                true
+                            }
+                            Err(_) => false,
                         }
-                        Err(_) => false,
-                    }
-                });
+                    })
+                })
+                .join()
+                .unwrap_or(false);
                 if ok {
                     return;
                 }

@@ -1,18 +1,12 @@
-//! Tests against a running server, skipped unless `COORD_SERVERS` and `COORD_CA` are set
-//! (`eval "$(coordd dev --dir /tmp/x)"`). The server's own end-to-end suite covers more.
+//! The client library end to end against a real coordd: CRUD, watches, pipelining, the
+//! blocking facade.
+
+mod common;
 
 use coord_client::{
-    AddWatchMode, Client, ClientConfig, CreateOptions, ErrorCode, EventType, MultiOp, SessionState,
+    AddWatchMode, Client, CreateOptions, ErrorCode, EventType, MultiOp, SessionState,
 };
 use std::time::Duration;
-
-fn config() -> Option<ClientConfig> {
-    if std::env::var_os("COORD_SERVERS").is_none() {
-        eprintln!("COORD_SERVERS not set; skipping");
-        return None;
-    }
-    Some(ClientConfig::from_env().expect("COORD_SERVERS/COORD_CA"))
-}
 
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -24,7 +18,8 @@ fn unique(name: &str) -> String {
 
 #[tokio::test]
 async fn crud_watches_and_pipelining() {
-    let Some(cfg) = config() else { return };
+    let server = common::Coordd::start("");
+    let cfg = server.client_config();
     let c = Client::connect(cfg.clone()).await.unwrap();
     assert_eq!(c.state(), SessionState::Connected);
     assert_ne!(c.session_id(), 0);
@@ -145,7 +140,8 @@ async fn crud_watches_and_pipelining() {
 
 #[test]
 fn blocking_facade() {
-    let Some(cfg) = config() else { return };
+    let server = common::Coordd::start("");
+    let cfg = server.client_config();
     let c = coord_client::blocking::Client::connect(cfg).unwrap();
     let p = unique("blocking");
     c.create(&p, b"a", CreateOptions::default()).unwrap();

@@ -1,14 +1,9 @@
-//! Tests that pause the server with SIGSTOP: run only when `COORD_SERVERS`, `COORD_CA` and
-//! `COORD_TEST_SERVER_PID` (that server's pid) are set. One test function, so the pauses never
-//! overlap each other; being their own test binary, they never overlap `live.rs` either.
+//! The client against a server paused with SIGSTOP: jeopardy, resume, expiry.
 
-use coord_client::{Client, ClientConfig, CreateOptions, ErrorCode, EventType, SessionState};
+mod common;
+
+use coord_client::{Client, CreateOptions, ErrorCode, EventType, SessionState};
 use std::time::Duration;
-
-fn config() -> Option<ClientConfig> {
-    std::env::var_os("COORD_SERVERS")?;
-    Some(ClientConfig::from_env().expect("COORD_SERVERS/COORD_CA"))
-}
 
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -28,11 +23,10 @@ async fn server_pauses() {
 /// must notice (Disconnected), resume the same session (Connected), keep its ephemeral node
 /// and re-arm its watch. Needs `COORD_TEST_SERVER_PID` (the coordd of `COORD_SERVERS`).
 async fn resumes_session_after_server_pause() {
-    let Some(cfg) = config() else { return };
-    let Ok(pid) = std::env::var("COORD_TEST_SERVER_PID") else {
-        eprintln!("COORD_TEST_SERVER_PID not set; skipping");
-        return;
-    };
+    // Session timeouts up to 10 s (tick 500 ms).
+    let server = common::Coordd::start("tick_ms = 500");
+    let cfg = server.client_config();
+    let pid = server.pid().to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &pid])
@@ -84,9 +78,7 @@ async fn resumes_session_after_server_pause() {
         pending.await.unwrap().unwrap().is_some(),
         "ephemeral survived the pause"
     );
-    let other = Client::connect(ClientConfig::from_env().unwrap())
-        .await
-        .unwrap();
+    let other = Client::connect(server.client_config()).await.unwrap();
     other.set_data(&p, b"changed", None).await.unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(5), watch)
         .await
@@ -100,10 +92,9 @@ async fn resumes_session_after_server_pause() {
 /// With the server stopped past the whole session timeout, the client declares the session
 /// expired: watches end with `SessionExpired`, and so does every later call.
 async fn expires_when_no_server_answers_within_the_timeout() {
-    let Some(cfg) = config() else { return };
-    let Ok(pid) = std::env::var("COORD_TEST_SERVER_PID") else {
-        return;
-    };
+    let server = common::Coordd::start("");
+    let cfg = server.client_config();
+    let pid = server.pid().to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &pid])

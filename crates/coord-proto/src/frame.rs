@@ -98,8 +98,12 @@ where
     rkyv::from_bytes::<T, rancor::Error>(body).map_err(|e| FrameError::Invalid(e.to_string()))
 }
 
-/// Splits one whole frame off the front of `buf`, returning the body and the rest.
-pub fn split_frame(buf: &[u8], limit: usize) -> Result<Option<(&[u8], &[u8])>, FrameError> {
+/// One whole frame's body and the bytes after it.
+pub type Split<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits one whole frame off the front of `buf`, returning the body and the rest, or `None`
+/// when `buf` does not yet hold a whole frame.
+pub fn split_frame(buf: &[u8], limit: usize) -> Result<Option<Split<'_>>, FrameError> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }

@@ -108,7 +108,8 @@ mod tests {
 
     #[test]
     fn refuses_invalid_paths() {
-        let cases: &[(&str, fn(&PathError) -> bool)] = &[
+        type Case = (&'static str, fn(&PathError) -> bool);
+        let cases: &[Case] = &[
             ("", |e| matches!(e, PathError::Empty)),
             ("a", |e| matches!(e, PathError::NotAbsolute(_))),
             ("/a/", |e| matches!(e, PathError::TrailingSlash(_))),

@@ -460,10 +460,10 @@ impl Store {
     }
 
     fn drop_session(&mut self, sid: u64, reason: Option<(ErrorCode, String)>) {
-        if let Some(s) = self.sessions.remove(&sid) {
-            if let Some((code, message)) = reason {
-                s.send(ServerFrame::Closing { code, message });
-            }
+        if let Some(s) = self.sessions.remove(&sid)
+            && let Some((code, message)) = reason
+        {
+            s.send(ServerFrame::Closing { code, message });
         }
         self.watches.remove_session(sid);
     }

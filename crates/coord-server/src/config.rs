@@ -54,6 +54,9 @@ pub struct Config {
     pub max_outstanding_per_session: usize,
     /// Sessions one client IP may hold open at once (0 = unlimited).
     pub max_sessions_per_ip: usize,
+    /// Frames (mostly watch events) queued for a client that is not reading before its stream
+    /// is reset; the session survives and may resume on a new connection.
+    pub max_queued_frames_per_session: usize,
     /// Take a snapshot after this many txns.
     pub snapshot_every_txns: u64,
     /// Snapshots (and the logs they need) kept when purging.
@@ -95,6 +98,7 @@ impl Default for Config {
             max_frame_bytes: coord_proto::frame::DEFAULT_MAX_FRAME,
             max_outstanding_per_session: 1000,
             max_sessions_per_ip: 0,
+            max_queued_frames_per_session: 100_000,
             snapshot_every_txns: 100_000,
             snapshots_keep: 3,
             log_segment_bytes: 64 * 1024 * 1024,

@@ -10,6 +10,7 @@
 //! why); the server keeps serving everyone else.
 
 use crate::config::Config;
+use crate::outbox::{OutboxReceiver, Recv, outbox};
 use crate::sessions::{Clock, SessionTable};
 use crate::store::{Attach, ClientRequest, CreateSession, Detach, Outbox, PendingConnect, Store};
 use actix::Addr;
@@ -22,7 +23,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 /// What connection tasks share (all on the server's arbiter thread).
 pub struct ConnContext {
@@ -77,14 +78,19 @@ async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
 
 /// Drains the outbox: every frame queued at the moment is encoded into one buffer and written
 /// with one call, so pipelined replies share datagrams. Ends when the outbox closes.
-async fn writer(
-    mut send: quinn::SendStream,
-    mut rx: mpsc::UnboundedReceiver<ServerFrame>,
-    done: oneshot::Sender<()>,
-) {
+async fn writer(mut send: quinn::SendStream, mut rx: OutboxReceiver, done: oneshot::Sender<()>) {
     let mut batch = Vec::with_capacity(64);
     let mut buf = Vec::with_capacity(64 * 1024);
-    while rx.recv_many(&mut batch, 1024).await > 0 {
+    let mut aborted = false;
+    loop {
+        let n = match rx.recv_many(&mut batch, 1024).await {
+            Recv::Frames(n) => n,
+            Recv::Closed => break,
+            Recv::Aborted => {
+                aborted = true;
+                break;
+            }
+        };
         buf.clear();
         for frame in batch.drain(..) {
             match frame::encode(&frame) {
@@ -92,11 +98,20 @@ async fn writer(
                 Err(e) => tracing::error!(error = %e, "cannot encode a reply"),
             }
         }
-        if send.write_all(&buf).await.is_err() {
+        let wrote = tokio::select! {
+            r = send.write_all(&buf) => r.is_ok(),
+            _ = rx.aborted() => { aborted = true; false }
+        };
+        rx.written(n);
+        if !wrote {
             break;
         }
     }
-    let _ = send.finish();
+    if aborted {
+        let _ = send.reset(1u32.into());
+    } else {
+        let _ = send.finish();
+    }
     let _ = done.send(());
 }
 
@@ -131,7 +146,7 @@ async fn handle_stream(
     conn_id: u64,
     ctx: Rc<ConnContext>,
 ) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = outbox();
     let (done_tx, mut done_rx) = oneshot::channel();
     actix_rt::spawn(writer(send, rx, done_tx));
     let limit = ctx.config.max_frame_bytes;

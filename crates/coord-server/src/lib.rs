@@ -27,6 +27,7 @@
 pub mod config;
 pub mod conn;
 pub mod node;
+pub mod outbox;
 pub mod proposer;
 pub mod sessions;
 pub mod store;

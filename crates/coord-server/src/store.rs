@@ -20,10 +20,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
-/// Frames queued for one session's stream; a writer task drains and coalesces them.
-pub type Outbox = mpsc::UnboundedSender<ServerFrame>;
+pub use crate::outbox::Outbox;
 
 /// A connection waiting for a new session to be created.
 pub struct PendingConnect {
@@ -150,7 +149,7 @@ struct LocalSession {
 impl LocalSession {
     fn send(&self, frame: ServerFrame) {
         // A closed outbox means the stream is gone; the reader detaches the session.
-        let _ = self.outbox.send(frame);
+        self.outbox.send(frame);
     }
 }
 
@@ -632,10 +631,28 @@ impl Handler<Committed> for Store {
         let Committed { zxid, txn, origin } = msg;
         let outcome = self.tree.apply(zxid, &txn);
         self.applied.store(zxid.0, Ordering::Release);
+        let mut backlogged = Vec::new();
         for (sid, event) in self.watches.trigger(zxid, &outcome.changes) {
             if let Some(s) = self.sessions.get(&sid) {
                 s.send(ServerFrame::Event(event));
+                if s.outbox.queued() > self.config.max_queued_frames_per_session {
+                    backlogged.push(sid);
+                }
             }
+        }
+        backlogged.dedup();
+        for sid in backlogged {
+            // The client stopped reading: cut it off rather than buffer without bound. Its
+            // session lives on and may resume on a new connection.
+            if let Some(s) = self.sessions.get(&sid) {
+                tracing::warn!(
+                    session = format_args!("0x{sid:x}"),
+                    queued = s.outbox.queued(),
+                    "client not reading; resetting its stream"
+                );
+                s.outbox.abort();
+            }
+            self.drop_session(sid, None);
         }
         match &txn.body {
             TxnBody::CreateSession {

@@ -184,3 +184,61 @@ fn too_many_sessions_from_one_address_are_throttled() {
         assert!(ok, "the freed slot was never reusable");
     });
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_others_carry_on() {
+    let server = Coordd::start("max_queued_frames_per_session = 500");
+    runtime().block_on(async {
+        let good = server.client().await;
+        good.create("/flood", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        // A raw session watches everything below /flood and then never reads again.
+        let mut slow = RawSession::open(&server).await;
+        slow.connect(20_000).await;
+        let r = slow
+            .request(
+                1,
+                Request::AddWatch {
+                    path: "/flood".into(),
+                    mode: AddWatchMode::PersistentRecursive,
+                },
+            )
+            .await;
+        assert_eq!(r, ReplyBody::Ok(Response::Empty));
+        // Long names make each event big, so the client's flow-control window fills fast.
+        let long = "x".repeat(2000);
+        let mut n = 0;
+        let mut tasks = Vec::new();
+        for i in 0..3000 {
+            let g = good.clone();
+            let path = format!("/flood/{long}-{i}");
+            tasks.push(tokio::spawn(async move {
+                g.create(&path, b"", CreateOptions::persistent()).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 3000);
+        assert_eq!(good.get_all_children_number("/flood").await.unwrap(), 3000);
+        // The slow stream was reset: reading it now ends (after whatever was in flight).
+        let mut frames = 0;
+        while slow.next().await.is_some() {
+            frames += 1;
+        }
+        assert!(
+            frames < 3000,
+            "the slow stream got every event ({frames}); it was never cut off"
+        );
+        let log = server.log_tail();
+        assert!(server_log_has(&server, "client not reading"), "{log}");
+    });
+}
+
+fn server_log_has(server: &Coordd, needle: &str) -> bool {
+    std::fs::read_to_string(server.dir.join("coordd.log"))
+        .unwrap_or_default()
+        .contains(needle)
+}

@@ -28,6 +28,8 @@ pub mod config;
 pub mod conn;
 pub mod node;
 pub mod outbox;
+pub mod peer;
+pub mod persist;
 pub mod proposer;
 pub mod sessions;
 pub mod store;

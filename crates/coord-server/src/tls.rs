@@ -244,3 +244,92 @@ pub fn client_server_config(
     server.transport_config(Arc::new(transport));
     Ok(server)
 }
+
+/// ALPN protocol id of the peer (server-to-server) protocol.
+pub const PEER_ALPN: &[u8] = b"coord-peer/1";
+
+/// The DNS name every server certificate carries for its id (`coord-<id>`): peers verify it.
+pub fn peer_name(id: u64) -> String {
+    format!("coord-{id}")
+}
+
+fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// quinn configurations for the peer listener and for dialing peers: mutual TLS, where both
+/// sides must present a certificate signed by the cluster CA.
+pub fn peer_configs(
+    files: &TlsFiles,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), TlsError> {
+    let roots = Arc::new(ca_roots(&files.ca_cert)?);
+    let certs = load_certs(&files.cert)?;
+    let key = load_key(&files.key)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .map_err(|e| TlsError::Pem {
+                path: files.ca_cert.clone(),
+                message: e.to_string(),
+            })?;
+    let mut server_tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs.clone(), key.clone_key())?;
+    server_tls.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    let mut client_tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    client_tls.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    let bad = |e: &dyn std::fmt::Display| TlsError::Pem {
+        path: files.cert.clone(),
+        message: e.to_string(),
+    };
+    let server_crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(server_tls).map_err(|e| bad(&e))?;
+    let client_crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).map_err(|e| bad(&e))?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(4u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .keep_alive_interval(Some(std::time::Duration::from_millis(500)))
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            10_000,
+        ))))
+        .stream_receive_window((16u32 * 1024 * 1024).into())
+        .receive_window((32u32 * 1024 * 1024).into())
+        .send_window(32 * 1024 * 1024);
+    let transport = Arc::new(transport);
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(transport.clone());
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+    Ok((server, client))
+}
+
+/// Whether the certificate a peer presented (already verified against the CA by TLS) names
+/// server `id`.
+pub fn cert_names_peer(identity: Option<Box<dyn std::any::Any>>, id: u64) -> bool {
+    let Some(identity) = identity else {
+        return false;
+    };
+    let Ok(chain) = identity.downcast::<Vec<CertificateDer<'static>>>() else {
+        return false;
+    };
+    let Some(leaf) = chain.first() else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = rustls_pki_types::ServerName::try_from(peer_name(id)) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}

@@ -120,6 +120,13 @@ enum Cmd {
     Sync { path: String },
     /// Print the Stat (exit 0) or "no node" (exit 1).
     Exists { path: String },
+    /// Print each server's role, epoch, last zxid and (leader) followers in sync; a server
+    /// that does not answer is `down`. Needs no session, so it works without a quorum.
+    Status {
+        /// One JSON array of objects instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the digest id of USER:PASS, for digest ACLs.
     Digest {
         #[arg(value_name = "USER:PASS")]
@@ -221,6 +228,72 @@ async fn connect(cli: &Cli) -> Result<Client, Failure> {
     Ok(client)
 }
 
+async fn status(cli: &Cli, json: bool) -> Result<(), Failure> {
+    let servers = cli
+        .servers
+        .as_deref()
+        .ok_or_else(|| usage("no servers: pass --servers or set COORD_SERVERS"))?;
+    let ca = cli
+        .ca
+        .as_deref()
+        .ok_or_else(|| usage("no CA: pass --ca or set COORD_CA"))?;
+    let cfg = ClientConfig::new(servers, ca)
+        .map_err(|e| usage(e.message().to_string()))?
+        .connect_timeout(Duration::from_millis(cli.timeout.clamp(1, 2000)));
+    let mut rows = Vec::new();
+    for server in &cfg.servers {
+        let s = coord_client::server_status(&cfg, server).await.ok();
+        rows.push((server.clone(), s));
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let array: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(addr, s)| match s {
+                Some(s) => serde_json::json!({
+                    "id": s.id, "address": addr, "role": s.role, "epoch": s.epoch,
+                    "zxid": format!("0x{:x}", s.zxid), "leader": s.leader,
+                    "synced_followers": s.synced_followers, "digest": format!("{:016x}", s.digest),
+                    "nodes": s.nodes, "sessions": s.sessions,
+                }),
+                None => serde_json::json!({
+                    "id": null, "address": addr, "role": "down", "epoch": null, "zxid": null,
+                }),
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(array));
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<4} {:<22} {:<9} {:>6} {:<20} {:<16} followers",
+            "id", "address", "role", "epoch", "zxid", "digest"
+        );
+        for (addr, s) in &rows {
+            match s {
+                Some(s) => {
+                    let followers: Vec<String> =
+                        s.synced_followers.iter().map(u64::to_string).collect();
+                    let _ = writeln!(
+                        out,
+                        "{:<4} {:<22} {:<9} {:>6} {:<20} {:016x} {}",
+                        s.id,
+                        addr,
+                        s.role,
+                        s.epoch,
+                        format!("0x{:x}", s.zxid),
+                        s.digest,
+                        followers.join(",")
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "{:<4} {:<22} {:<9}", "-", addr, "down");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     if let Cmd::Digest { user_pass } = &cli.cmd {
         let (user, pass) = user_pass
@@ -228,6 +301,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .ok_or_else(|| usage("digest: expected USER:PASS"))?;
         println!("{}", coord_client::digest_id(user, pass));
         return Ok(());
+    }
+    if let Cmd::Status { json } = &cli.cmd {
+        return status(&cli, *json).await;
     }
     let client = connect(&cli).await?;
     let result = command(&client, cli.cmd).await;
@@ -403,7 +479,7 @@ async fn command(c: &Client, cmd: Cmd) -> Result<(), Failure> {
                 return Err(Failure::Silent);
             }
         },
-        Cmd::Digest { .. } => {}
+        Cmd::Digest { .. } | Cmd::Status { .. } => {}
     }
     Ok(())
 }

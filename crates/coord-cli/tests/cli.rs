@@ -208,3 +208,34 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn status_reports_role_epoch_zxid_and_down_servers() {
+    let s = server();
+    ok(&["create", "/status-probe"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_coord"))
+        .args(["--servers", &format!("{},127.0.0.1:1", s.servers), "--ca"])
+        .arg(&s.ca)
+        .args(["--timeout", "500", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with('[') && text.trim_end().ends_with(']'),
+        "{text}"
+    );
+    assert!(text.contains("\"role\":\"leader\""), "{text}");
+    assert!(text.contains("\"id\":1"), "{text}");
+    assert!(text.contains("\"role\":\"down\""), "{text}");
+    assert!(text.contains("\"zxid\":\"0x"), "{text}");
+    let table = ok(&["status"]);
+    assert!(
+        table.lines().nth(1).is_some_and(|l| l.contains("leader")),
+        "{table}"
+    );
+}

@@ -5,7 +5,9 @@ use crate::config::{ClientConfig, split_host_port};
 use crate::error::Error;
 use crate::tls;
 use coord_proto::io::read_frame;
-use coord_proto::{ClientFrame, ConnectRequest, ConnectResponse, ErrorCode, ServerFrame, frame};
+use coord_proto::{
+    ClientFrame, ConnectRequest, ConnectResponse, ErrorCode, ServerFrame, ServerStatus, frame,
+};
 use rkyv::util::AlignedVec;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -150,6 +152,54 @@ impl Connector {
         }
     }
 
+    /// Asks `server` for its status (no session: works while the ensemble has no quorum).
+    pub(crate) async fn status(&mut self, server: &str) -> Result<ServerStatus, Error> {
+        let loss = |what: &str, e: &dyn std::fmt::Display| {
+            Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
+        };
+        let (host, port) = split_host_port(server)?;
+        tls::server_name(host)?;
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| loss("cannot resolve", &e))?
+            .next()
+            .ok_or_else(|| loss("cannot resolve", &"no address"))?;
+        let endpoint = self.endpoint(addr)?;
+        let conn = endpoint
+            .connect_with(self.quic.clone(), addr, host)
+            .map_err(|e| loss("cannot connect", &e))?
+            .await
+            .map_err(|e| loss("QUIC/TLS handshake failed", &e))?;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| loss("cannot open a stream", &e))?;
+        let ask = frame::encode(&ClientFrame::Status)
+            .map_err(|e| Error::with_message(ErrorCode::MarshallingError, e.to_string()))?;
+        send.write_all(&ask)
+            .await
+            .map_err(|e| loss("cannot send", &e))?;
+        let mut buf = AlignedVec::<16>::new();
+        let got = read_frame(&mut recv, &mut buf, self.max_frame).await;
+        conn.close(0u32.into(), b"");
+        match got {
+            Ok(true) => {}
+            Ok(false) => return Err(loss("status", &"the server closed the stream")),
+            Err(e) => return Err(loss("status", &e)),
+        }
+        match frame::decode_aligned::<ServerFrame>(&buf) {
+            Ok(ServerFrame::Status(s)) => Ok(s),
+            Ok(other) => Err(Error::with_message(
+                ErrorCode::MarshallingError,
+                format!("{server}: status: unexpected {}", frame_name(&other)),
+            )),
+            Err(e) => Err(Error::with_message(
+                ErrorCode::MarshallingError,
+                format!("{server}: status: {e}"),
+            )),
+        }
+    }
+
     /// Lets the close frames of closed connections leave, briefly.
     pub(crate) async fn drain(&self) {
         for ep in [&self.v4, &self.v6].into_iter().flatten() {
@@ -166,6 +216,7 @@ pub(crate) fn frame_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Reply { .. } => "Reply frame",
         ServerFrame::Event(_) => "Event frame",
         ServerFrame::Closing { .. } => "Closing frame",
+        ServerFrame::Status(_) => "Status frame",
     }
 }
 

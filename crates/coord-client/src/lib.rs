@@ -45,9 +45,28 @@ pub use client::{Client, PersistentWatch, Watch};
 pub use config::ClientConfig;
 pub use coord_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiResult, ReadOp,
-    ReadResult, Stat, WatchedEvent, WatcherKind, perms,
+    ReadResult, ServerStatus, Stat, WatchedEvent, WatcherKind, perms,
 };
 pub use error::Error;
 pub use options::{CreateOptions, digest_id};
 pub use session::SessionState;
 pub use tls::ALPN;
+
+/// Asks one server for its status ([`coord_proto::ServerStatus`]: role, epoch, zxid, leader,
+/// followers in sync, tree digest) without opening a session, so it answers while the
+/// ensemble has no quorum. Gives up after `cfg.connect_timeout`.
+pub async fn server_status(
+    cfg: &ClientConfig,
+    server: &str,
+) -> Result<coord_proto::ServerStatus, Error> {
+    let mut connector = connector::Connector::new(cfg)?;
+    let result = tokio::time::timeout(cfg.connect_timeout, connector.status(server)).await;
+    connector.drain().await;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(Error::with_message(
+            coord_proto::ErrorCode::ConnectionLoss,
+            format!("{server}: no answer within {:?}", cfg.connect_timeout),
+        )),
+    }
+}

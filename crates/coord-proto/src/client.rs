@@ -409,12 +409,40 @@ pub enum ReplyBody {
     },
 }
 
+/// What a server says about itself (`coord status`): answered without a session, so it works
+/// while the ensemble has no quorum.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug), attr(allow(missing_docs)))]
+pub struct ServerStatus {
+    /// The server's id.
+    pub id: u64,
+    /// `leader`, `follower`, `observer` or `looking`.
+    pub role: String,
+    /// The current epoch.
+    pub epoch: u32,
+    /// The last applied zxid.
+    pub zxid: u64,
+    /// The leader this server follows (itself when leading), if any.
+    pub leader: Option<u64>,
+    /// On the leader: the followers in sync.
+    pub synced_followers: Vec<u64>,
+    /// Digest of the tree at `zxid` (equal on servers that applied the same txns).
+    pub digest: u64,
+    /// Znodes in the tree.
+    pub nodes: u64,
+    /// Sessions attached to this server.
+    pub sessions: u64,
+}
+
 /// A frame from client to server.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug), attr(allow(missing_docs)))]
 pub enum ClientFrame {
     /// The handshake; must be the first frame of a stream.
     Connect(ConnectRequest),
+    /// Instead of `Connect`: ask for the server's status; answered with
+    /// [`ServerFrame::Status`], then the stream ends.
+    Status,
     /// A request tagged with a client-chosen id echoed in its reply.
     Request {
         /// Request id.
@@ -448,6 +476,8 @@ pub enum ServerFrame {
     },
     /// A watch fired.
     Event(WatchedEvent),
+    /// The answer to [`ClientFrame::Status`].
+    Status(ServerStatus),
     /// The server is closing the session stream (expired, moved, bad frame, shutdown).
     Closing {
         /// Why.

@@ -41,6 +41,41 @@ pub struct ConnContext {
     pub per_ip: RefCell<HashMap<IpAddr, usize>>,
     /// Source of connection ids.
     pub next_conn: RefCell<u64>,
+    /// Role, epoch and leader, as the replication layer last reported them.
+    pub role: Rc<RefCell<RoleInfo>>,
+}
+
+/// What `coord status` reports about replication.
+#[derive(Debug, Clone, Default)]
+pub struct RoleInfo {
+    /// `leader`, `follower`, `observer` or `looking`.
+    pub role: String,
+    /// Current epoch.
+    pub epoch: u32,
+    /// The leader, if known.
+    pub leader: Option<u64>,
+    /// Followers in sync (leader only).
+    pub synced_followers: Vec<u64>,
+}
+
+async fn answer_status(tx: &Outbox, ctx: &ConnContext) {
+    let (digest, zxid, nodes) = ctx
+        .store
+        .send(crate::store::DigestQuery)
+        .await
+        .unwrap_or((0, 0, 0));
+    let role = ctx.role.borrow().clone();
+    tx.send(ServerFrame::Status(ServerStatus {
+        id: ctx.config.id,
+        role: role.role,
+        epoch: role.epoch,
+        zxid,
+        leader: role.leader,
+        synced_followers: role.synced_followers,
+        digest,
+        nodes: nodes as u64,
+        sessions: ctx.table.len() as u64,
+    }));
 }
 
 /// Accepts connections until the endpoint closes.
@@ -156,6 +191,7 @@ async fn handle_stream(
     let connect = match read_frame(&mut recv, &mut buf, limit).await {
         Ok(true) => match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Connect(c)) => c,
+            Ok(ClientFrame::Status) => return answer_status(&tx, &ctx).await,
             Ok(_) => {
                 return refuse(
                     &tx,
@@ -261,8 +297,11 @@ async fn handle_stream(
         liveness.touch(ctx.clock.now_ms());
         let (xid, request) = match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Request { xid, request }) => (xid, request),
-            Ok(ClientFrame::Connect(_)) => {
-                break Some((ErrorCode::MarshallingError, "Connect sent twice".into()));
+            Ok(ClientFrame::Connect(_) | ClientFrame::Status) => {
+                break Some((
+                    ErrorCode::MarshallingError,
+                    "a handshake frame inside a session".into(),
+                ));
             }
             Err(e) => break Some((ErrorCode::MarshallingError, e.to_string())),
         };

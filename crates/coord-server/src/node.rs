@@ -243,6 +243,13 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             applied,
             per_ip: RefCell::new(HashMap::new()),
             next_conn: RefCell::new(0),
+            // One server: the leader of its own one-node ensemble.
+            role: Rc::new(RefCell::new(crate::conn::RoleInfo {
+                role: "leader".into(),
+                epoch,
+                leader: Some(config.id),
+                synced_followers: Vec::new(),
+            })),
         });
         actix_rt::spawn(serve(endpoint.clone(), ctx));
         shutdown_signal().await;

@@ -214,7 +214,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             config: config.clone(),
             table: table.clone(),
             clock,
-            proposer: proposer.clone(),
+            proposer: proposer.clone().recipient(),
             log: log.clone(),
             applied: applied.clone(),
         })

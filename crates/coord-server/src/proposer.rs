@@ -9,29 +9,12 @@ use coord_tree::Txn;
 use std::collections::VecDeque;
 use tokio::sync::oneshot;
 
-/// Who is waiting for a txn's outcome.
-pub enum Origin {
-    /// A client request on a session attached to this server.
-    Client {
-        /// The session.
-        session_id: u64,
-        /// The request id.
-        xid: u64,
-    },
-    /// A connection waiting for its new session.
-    Connect(Box<crate::store::PendingConnect>),
-    /// The server itself (expiry, container and TTL cleanup).
-    Internal,
-}
-
 /// Propose a txn.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Propose {
-    /// The txn.
+    /// The txn; the Store finds who waits for it from its session and xid.
     pub txn: Txn,
-    /// Who waits for it.
-    pub origin: Origin,
 }
 
 /// The log made every record up to this zxid durable.
@@ -61,7 +44,7 @@ pub struct Proposer {
     counter: u32,
     log: LogHandle,
     /// Txns sent to the log and not yet durable, in zxid order.
-    inflight: VecDeque<(Zxid, Txn, Origin)>,
+    inflight: VecDeque<(Zxid, Txn)>,
     store: Option<Addr<Store>>,
     failed: bool,
 }
@@ -99,7 +82,7 @@ impl Handler<Propose> for Proposer {
             // something that may not be durable. The store answers the client.
             if let Some(store) = &self.store {
                 store.do_send(crate::store::Rejected {
-                    origin: msg.origin,
+                    txn: msg.txn,
                     code: ErrorCode::NotServing,
                 });
             }
@@ -111,7 +94,7 @@ impl Handler<Propose> for Proposer {
             tracing::error!(error = %e, "log writer stopped; stopping the server");
             std::process::exit(70);
         }
-        self.inflight.push_back((zxid, msg.txn, msg.origin));
+        self.inflight.push_back((zxid, msg.txn));
     }
 }
 
@@ -119,13 +102,9 @@ impl Handler<Durable> for Proposer {
     type Result = ();
     fn handle(&mut self, msg: Durable, _: &mut Self::Context) {
         let Some(store) = &self.store else { return };
-        while self
-            .inflight
-            .front()
-            .is_some_and(|(z, _, _)| z.0 <= msg.up_to)
-        {
-            let (zxid, txn, origin) = self.inflight.pop_front().expect("front checked just above");
-            store.do_send(Committed { zxid, txn, origin });
+        while self.inflight.front().is_some_and(|(z, _)| z.0 <= msg.up_to) {
+            let (zxid, txn) = self.inflight.pop_front().expect("front checked just above");
+            store.do_send(Committed { zxid, txn });
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::node::LogHandle;
-use crate::proposer::{ConnectReply, Origin, Propose, Proposer};
+use crate::proposer::{ConnectReply, Propose};
 use crate::sessions::{Clock, Liveness, SessionTable};
 use crate::wall_ms;
 use actix::prelude::*;
@@ -23,6 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
 pub use crate::outbox::Outbox;
+
+/// The xid of txns the server issues itself (expiry, cleanup, session creation): no client
+/// request waits for them by xid.
+pub const INTERNAL_XID: u64 = u64::MAX;
 
 /// A connection waiting for a new session to be created.
 pub struct PendingConnect {
@@ -101,16 +105,14 @@ pub struct Committed {
     pub zxid: Zxid,
     /// The txn.
     pub txn: Txn,
-    /// Who waits.
-    pub origin: Origin,
 }
 
 /// A proposal was refused (the log failed or the server is not serving).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Rejected {
-    /// Who waits.
-    pub origin: Origin,
+    /// The txn that will not be committed.
+    pub txn: Txn,
     /// Why.
     pub code: ErrorCode,
 }
@@ -130,7 +132,11 @@ pub struct DigestQuery;
 
 enum Queued {
     /// A write waiting for its commit.
-    Write { xid: u64 },
+    Write {
+        xid: u64,
+        /// For `sync`: the path to echo once the no-op write committed.
+        sync: Option<String>,
+    },
     /// A read to run when it reaches the front.
     Read { xid: u64, request: Request },
     /// An answer computed early (a refused write) to send when it reaches the front.
@@ -163,8 +169,8 @@ pub struct StoreParts {
     pub table: SessionTable,
     /// The server clock.
     pub clock: Clock,
-    /// The proposer.
-    pub proposer: Addr<Proposer>,
+    /// Where txns go to be committed: the local proposer or the ZAB replica.
+    pub proposer: Recipient<Propose>,
     /// The log, for snapshots.
     pub log: LogHandle,
     /// Last applied zxid, published for connection tasks.
@@ -178,8 +184,10 @@ pub struct Store {
     sessions: HashMap<u64, LocalSession>,
     table: SessionTable,
     clock: Clock,
-    proposer: Addr<Proposer>,
+    proposer: Recipient<Propose>,
     log: LogHandle,
+    /// Connections waiting for their CreateSession txn, by the new session's password.
+    pending_connects: HashMap<Vec<u8>, PendingConnect>,
     config: Arc<Config>,
     applied: Arc<AtomicU64>,
     since_snapshot: u64,
@@ -208,17 +216,19 @@ impl Store {
             since_snapshot: 0,
             closing: HashSet::new(),
             reaping: HashSet::new(),
+            pending_connects: HashMap::new(),
         }
     }
 
-    fn propose(&self, session_id: u64, auth: Vec<Id>, body: TxnBody, origin: Origin) {
+    fn propose(&self, session_id: u64, xid: u64, auth: Vec<Id>, body: TxnBody) {
         let txn = Txn {
             session_id,
+            xid,
             time_ms: wall_ms(),
             auth,
             body,
         };
-        self.proposer.do_send(Propose { txn, origin });
+        self.proposer.do_send(Propose { txn });
     }
 
     /// Cheap checks before a write enters the log (the tree checks everything again at apply).
@@ -295,7 +305,6 @@ impl Store {
         let invalid = |p: &str| validate_path(p).is_err();
         let result: Result<Response, ErrorCode> = match request {
             Request::Ping => Ok(Response::Pong),
-            Request::Sync { path } => Ok(Response::Sync { path }),
             Request::Exists { path, watch } => {
                 if invalid(&path) {
                     Err(ErrorCode::InvalidPath)
@@ -413,6 +422,15 @@ impl Store {
         }
     }
 
+    /// Whether a request on this server waits for `txn`: its session is attached here and
+    /// the front of its queue is the write with the txn's xid.
+    fn waits_for(&self, txn: &Txn) -> bool {
+        txn.xid != INTERNAL_XID
+            && self.sessions.get(&txn.session_id).is_some_and(
+                |s| matches!(s.queue.front(), Some(Queued::Write { xid, .. }) if *xid == txn.xid),
+            )
+    }
+
     fn send_reply(&self, sid: u64, xid: u64, body: ReplyBody) {
         if let Some(s) = self.sessions.get(&sid) {
             s.send(ServerFrame::Reply {
@@ -451,8 +469,18 @@ impl Store {
         };
         // A write from an earlier connection of this session is not in this queue: its client
         // already saw ConnectionLoss for it.
-        if matches!(s.queue.front(), Some(Queued::Write { xid: x }) if *x == xid) {
-            s.queue.pop_front();
+        if matches!(s.queue.front(), Some(Queued::Write { xid: x, .. }) if *x == xid) {
+            let body = match (s.queue.pop_front(), body) {
+                // `sync` rides on a no-op write: once it committed here, everything committed
+                // before it has been applied here too.
+                (
+                    Some(Queued::Write {
+                        sync: Some(path), ..
+                    }),
+                    ReplyBody::Ok(_),
+                ) => ReplyBody::Ok(Response::Sync { path }),
+                (_, body) => body,
+            };
             self.send_reply(sid, xid, body);
             self.drain(sid);
         }
@@ -483,9 +511,9 @@ impl Store {
             if self.reaping.insert(path.clone()) {
                 self.propose(
                     0,
+                    INTERNAL_XID,
                     Vec::new(),
                     TxnBody::ReapNode { path, czxid },
-                    Origin::Internal,
                 );
             }
         }
@@ -508,7 +536,8 @@ impl Handler<CreateSession> for Store {
             timeout_ms: msg.0.timeout_ms,
             password: msg.0.password.clone(),
         };
-        self.propose(0, Vec::new(), body, Origin::Connect(Box::new(msg.0)));
+        self.pending_connects.insert(msg.0.password.clone(), msg.0);
+        self.propose(0, INTERNAL_XID, Vec::new(), body);
     }
 }
 
@@ -582,24 +611,37 @@ impl Handler<ClientRequest> for Store {
             return;
         }
         let idle = s.queue.is_empty();
-        if msg.request.is_write() {
+        if let Request::Sync { path } = msg.request {
+            if validate_path(&path).is_err() {
+                let body = ReplyBody::Err(ErrorCode::InvalidPath);
+                if idle {
+                    self.send_reply(sid, msg.xid, body);
+                } else if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.queue.push_back(Queued::Done { xid: msg.xid, body });
+                }
+                return;
+            }
+            let auth = s.auth.clone();
+            self.propose(sid, msg.xid, auth, TxnBody::Noop);
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.queue.push_back(Queued::Write {
+                    xid: msg.xid,
+                    sync: Some(path),
+                });
+            }
+        } else if msg.request.is_write() {
             if matches!(msg.request, Request::CloseSession) {
                 self.closing.insert(sid);
             }
             let auth = s.auth.clone();
             match self.prepare(msg.request) {
                 Ok(body) => {
-                    self.propose(
-                        sid,
-                        auth,
-                        body,
-                        Origin::Client {
-                            session_id: sid,
-                            xid: msg.xid,
-                        },
-                    );
+                    self.propose(sid, msg.xid, auth, body);
                     if let Some(s) = self.sessions.get_mut(&sid) {
-                        s.queue.push_back(Queued::Write { xid: msg.xid });
+                        s.queue.push_back(Queued::Write {
+                            xid: msg.xid,
+                            sync: None,
+                        });
                     }
                 }
                 Err(code) => {
@@ -628,7 +670,7 @@ impl Handler<ClientRequest> for Store {
 impl Handler<Committed> for Store {
     type Result = ();
     fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
-        let Committed { zxid, txn, origin } = msg;
+        let Committed { zxid, txn } = msg;
         let outcome = self.tree.apply(zxid, &txn);
         self.applied.store(zxid.0, Ordering::Release);
         let mut backlogged = Vec::new();
@@ -664,8 +706,7 @@ impl Handler<Committed> for Store {
                     sid,
                     Arc::new(Liveness::new(*timeout_ms, self.clock.now_ms())),
                 );
-                if let Origin::Connect(pc) = origin {
-                    let pc = *pc;
+                if let Some(pc) = self.pending_connects.remove(password) {
                     let session = LocalSession {
                         conn_id: pc.conn_id,
                         outbox: pc.outbox,
@@ -687,23 +728,22 @@ impl Handler<Committed> for Store {
                 let sid = txn.session_id;
                 self.table.remove(sid);
                 self.closing.remove(&sid);
-                match origin {
-                    Origin::Client { session_id, xid } => {
-                        self.complete_write(session_id, xid, outcome.reply);
-                        self.drop_session(sid, None);
-                    }
-                    _ => self.drop_session(
+                if self.waits_for(&txn) {
+                    self.complete_write(sid, txn.xid, outcome.reply);
+                    self.drop_session(sid, None);
+                } else {
+                    self.drop_session(
                         sid,
                         Some((ErrorCode::SessionExpired, "session expired".into())),
-                    ),
+                    );
                 }
             }
             TxnBody::ReapNode { path, .. } => {
                 self.reaping.remove(path);
             }
             _ => {
-                if let Origin::Client { session_id, xid } = origin {
-                    self.complete_write(session_id, xid, outcome.reply);
+                if self.waits_for(&txn) {
+                    self.complete_write(txn.session_id, txn.xid, outcome.reply);
                 }
             }
         }
@@ -714,14 +754,24 @@ impl Handler<Committed> for Store {
 impl Handler<Rejected> for Store {
     type Result = ();
     fn handle(&mut self, msg: Rejected, _: &mut Self::Context) {
-        match msg.origin {
-            Origin::Client { session_id, xid } => {
-                self.complete_write(session_id, xid, ReplyBody::Err(msg.code))
+        let txn = msg.txn;
+        match &txn.body {
+            TxnBody::CreateSession { password, .. } => {
+                if let Some(pc) = self.pending_connects.remove(password) {
+                    let _ = pc.reply.send(Err(msg.code));
+                }
             }
-            Origin::Connect(pc) => {
-                let _ = pc.reply.send(Err(msg.code));
+            TxnBody::ReapNode { path, .. } => {
+                self.reaping.remove(path);
             }
-            Origin::Internal => {}
+            body => {
+                if *body == TxnBody::CloseSession {
+                    self.closing.remove(&txn.session_id);
+                }
+                if self.waits_for(&txn) {
+                    self.complete_write(txn.session_id, txn.xid, ReplyBody::Err(msg.code));
+                }
+            }
         }
     }
 }
@@ -731,7 +781,7 @@ impl Handler<Expire> for Store {
     fn handle(&mut self, msg: Expire, _: &mut Self::Context) {
         let sid = msg.session_id;
         if self.tree.has_session(sid) && self.closing.insert(sid) {
-            self.propose(sid, Vec::new(), TxnBody::CloseSession, Origin::Internal);
+            self.propose(sid, INTERNAL_XID, Vec::new(), TxnBody::CloseSession);
         } else if !self.tree.has_session(sid) {
             self.table.remove(sid);
         }

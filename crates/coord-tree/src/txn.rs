@@ -18,6 +18,10 @@ use crate::TreeError;
 pub struct Txn {
     /// The session that issued it (0 for server-issued txns such as [`TxnBody::ReapNode`]).
     pub session_id: u64,
+    /// The issuing request's id within its session (0 for server-issued txns). With
+    /// `session_id` it lets the server holding the session find the request waiting for this
+    /// txn when it commits, on whichever server the write was proposed.
+    pub xid: u64,
     /// The leader's clock when it proposed the txn, ms since the Unix epoch.
     pub time_ms: i64,
     /// The issuing session's identities, used for ACL checks and `auth` ACL expansion.

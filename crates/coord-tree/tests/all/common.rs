@@ -53,6 +53,7 @@ impl Harness {
         self.next += 1;
         let txn = Txn {
             session_id: session,
+            xid: 0,
             time_ms: self.time,
             auth: self.auth.clone(),
             body,

@@ -287,6 +287,7 @@ fn apply_out_of_order_is_a_caller_bug() {
     let mut t = DataTree::new();
     let noop = Txn {
         session_id: 0,
+        xid: 0,
         time_ms: 0,
         auth: vec![],
         body: TxnBody::Noop,

@@ -237,6 +237,7 @@ fn to_txn(step: &Step, a: &DataTree, sessions: &[u64], time: &mut i64) -> Txn {
     };
     Txn {
         session_id,
+        xid: 0,
         time_ms: *time,
         auth,
         body,

@@ -237,12 +237,14 @@ fn txn_round_trip_and_garbage() {
     let txns = [
         Txn {
             session_id: 1,
+            xid: 0,
             time_ms: -5,
             auth: vec![],
             body: TxnBody::Noop,
         },
         Txn {
             session_id: u64::MAX,
+            xid: 0,
             time_ms: 99,
             auth: vec![coord_proto::Id::new("digest", "u:h")],
             body: TxnBody::Multi {
@@ -263,6 +265,7 @@ fn txn_round_trip_and_garbage() {
         },
         Txn {
             session_id: 0,
+            xid: 0,
             time_ms: 0,
             auth: vec![],
             body: TxnBody::ReapNode {
@@ -272,6 +275,7 @@ fn txn_round_trip_and_garbage() {
         },
         Txn {
             session_id: 0,
+            xid: 0,
             time_ms: 0,
             auth: vec![],
             body: TxnBody::CreateSession {

@@ -67,6 +67,54 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TLS material; generated under `data_dir/tls` on first start when unset.
     pub tls: TlsConfig,
+    /// The ensemble, this server included; empty for a single server.
+    pub members: Vec<Member>,
+    /// ZAB timing.
+    pub zab: ZabTuning,
+}
+
+/// One server of the ensemble.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Its id (unique, non-zero).
+    pub id: u64,
+    /// Where clients reach it.
+    pub client_addr: SocketAddr,
+    /// Where the other servers reach it (UDP, QUIC with mutual TLS).
+    pub peer_addr: SocketAddr,
+    /// An observer learns committed txns and serves reads, but never votes.
+    #[serde(default)]
+    pub observer: bool,
+}
+
+/// Timing of the replication protocol.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZabTuning {
+    /// Heartbeat period in ms.
+    pub tick_ms: u64,
+    /// Ticks a new leader (or a syncing learner) may take to get through discovery and sync.
+    pub init_limit_ticks: u64,
+    /// Ticks without hearing a quorum (leader) or the leader (learner) before stepping down.
+    pub sync_limit_ticks: u64,
+    /// Base election resend timeout in ms.
+    pub election_timeout_ms: u64,
+    /// Committed txns a leader keeps in memory for DIFF sync; a learner further behind
+    /// gets a snapshot.
+    pub max_diff: usize,
+}
+
+impl Default for ZabTuning {
+    fn default() -> Self {
+        ZabTuning {
+            tick_ms: 100,
+            init_limit_ticks: 20,
+            sync_limit_ticks: 5,
+            election_timeout_ms: 200,
+            max_diff: 10_000,
+        }
+    }
 }
 
 /// Paths of the PEM files for TLS.
@@ -104,6 +152,8 @@ impl Default for Config {
             log_segment_bytes: 64 * 1024 * 1024,
             super_digest: None,
             tls: TlsConfig::default(),
+            members: Vec::new(),
+            zab: ZabTuning::default(),
         }
     }
 }
@@ -154,6 +204,35 @@ impl Config {
                 "max_outstanding_per_session must be at least 1".into(),
             ));
         }
+        if !self.members.is_empty() {
+            let mut ids: Vec<u64> = self.members.iter().map(|m| m.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != self.members.len() || ids.contains(&0) {
+                return Err(ConfigError::Invalid(
+                    "member ids must be unique and non-zero".into(),
+                ));
+            }
+            if !ids.contains(&self.id) {
+                return Err(ConfigError::Invalid(format!(
+                    "id {} is not among the members",
+                    self.id
+                )));
+            }
+            if !self.members.iter().any(|m| !m.observer) {
+                return Err(ConfigError::Invalid(
+                    "the ensemble needs at least one voter".into(),
+                ));
+            }
+            if self.zab.tick_ms == 0
+                || self.zab.sync_limit_ticks == 0
+                || self.zab.init_limit_ticks == 0
+            {
+                return Err(ConfigError::Invalid(
+                    "zab.tick_ms and the zab limits must be positive".into(),
+                ));
+            }
+        }
         if self.snapshots_keep == 0 {
             return Err(ConfigError::Invalid(
                 "snapshots_keep must be at least 1".into(),
@@ -191,6 +270,11 @@ impl Config {
     pub fn negotiate_timeout(&self, requested_ms: u32) -> u32 {
         let t = (requested_ms as u64).clamp(self.min_session_timeout(), self.max_session_timeout());
         t.min(u32::MAX as u64) as u32
+    }
+
+    /// This server's entry in `members` (ensemble mode).
+    pub fn me(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == self.id)
     }
 
     /// Where the txn log and snapshots live.

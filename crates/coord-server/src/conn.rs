@@ -56,6 +56,8 @@ pub struct RoleInfo {
     pub leader: Option<u64>,
     /// Followers in sync (leader only).
     pub synced_followers: Vec<u64>,
+    /// Whether this server serves clients (an established leader, or synced with one).
+    pub established: bool,
 }
 
 async fn answer_status(tx: &Outbox, ctx: &ConnContext) {
@@ -212,6 +214,13 @@ async fn handle_stream(
                 "client protocol {} is not supported (server speaks {})",
                 connect.protocol_version, CLIENT_PROTOCOL_VERSION
             ),
+        );
+    }
+    if !ctx.role.borrow().established {
+        return refuse(
+            &tx,
+            ErrorCode::NotServing,
+            "this server has no established leader yet",
         );
     }
     let applied = ctx.applied.load(Ordering::Acquire);

@@ -24,13 +24,18 @@
 //!   stream before any reply that reflects its change (one outbox per session).
 #![warn(missing_docs)]
 
+// rkyv's derive emits undocumented helper structs for enum variants with fields.
+#[allow(missing_docs)]
+pub mod app_msg;
 pub mod config;
 pub mod conn;
+pub mod ensemble;
 pub mod node;
 pub mod outbox;
 pub mod peer;
 pub mod persist;
 pub mod proposer;
+pub mod replica;
 pub mod sessions;
 pub mod store;
 pub mod tls;

@@ -41,9 +41,12 @@ enum Command {
     /// Start a local Coord on 127.0.0.1 with the embedded default config. Prints
     /// `export COORD_SERVERS=...` and `export COORD_CA=...` first, for `eval`.
     Dev {
-        /// Number of servers (1 until replication lands).
-        #[arg(long, default_value_t = 1)]
+        /// Number of voting servers (1 runs a single server without replication).
+        #[arg(long, default_value_t = 3)]
         nodes: u32,
+        /// Number of observers added to the ensemble.
+        #[arg(long, default_value_t = 0)]
+        observers: u32,
         /// Where data, config and TLS material live; data survives a restart with the same DIR.
         #[arg(long, default_value = "coord-dev")]
         dir: PathBuf,
@@ -64,26 +67,173 @@ fn init_logging() {
         .init();
 }
 
-fn dev_config(dir: &std::path::Path, port: u16) -> Result<Config, String> {
+/// Writes `DIR/n<i>/coord.toml` for every server of a local ensemble (one shared CA under
+/// `DIR/tls`), and returns the config paths and the client addresses.
+fn dev_configs(
+    dir: &std::path::Path,
+    port: u16,
+    nodes: u32,
+    observers: u32,
+) -> Result<Vec<(PathBuf, Config)>, String> {
+    let total = nodes + observers;
+    if nodes == 0 || total > 64 {
+        return Err(format!(
+            "--nodes {nodes} --observers {observers}: need 1..=64 servers and at least one voter"
+        ));
+    }
+    if nodes == 1 && observers > 0 {
+        return Err("observers need an ensemble: use --nodes 3 or more".into());
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let node_dir = dir.join("n1");
-    std::fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
     let (ca_cert, ca_key) =
         coord_server::tls::ensure_ca(&dir.join("tls")).map_err(|e| e.to_string())?;
-    let mut config = Config {
-        id: 1,
-        client_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        data_dir: node_dir.clone(),
-        ..Config::default()
+    let local = |p: u32| std::net::SocketAddr::from(([127, 0, 0, 1], port + p as u16));
+    let members: Vec<coord_server::config::Member> = if total == 1 {
+        Vec::new()
+    } else {
+        (1..=total)
+            .map(|i| coord_server::config::Member {
+                id: i as u64,
+                client_addr: local(i - 1),
+                peer_addr: local(100 + i - 1),
+                observer: i > nodes,
+            })
+            .collect()
     };
-    config.tls.ca_cert = Some(ca_cert);
-    config.tls.ca_key = Some(ca_key);
-    let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-    std::fs::write(node_dir.join("coord.toml"), text).map_err(|e| e.to_string())?;
-    std::fs::write(node_dir.join("pid"), format!("{}\n", std::process::id()))
-        .map_err(|e| e.to_string())?;
-    Ok(config)
+    let mut out = Vec::new();
+    for i in 1..=total {
+        let node_dir = dir.join(format!("n{i}"));
+        std::fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+        let mut config = Config {
+            id: i as u64,
+            client_addr: local(i - 1),
+            data_dir: node_dir.join("data"),
+            members: members.clone(),
+            ..Config::default()
+        };
+        config.tls.ca_cert = Some(ca_cert.clone());
+        config.tls.ca_key = Some(ca_key.clone());
+        let text = toml::to_string(&config).map_err(|e| e.to_string())?;
+        let path = node_dir.join("coord.toml");
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push((path, config));
+    }
+    Ok(out)
+}
+
+/// Runs every server as its own `coordd run` process (so one can be killed and restarted by
+/// hand), writes each one's pid to `n<i>/pid`, and stops them all on SIGINT or SIGTERM.
+fn dev(dir: &std::path::Path, port: u16, nodes: u32, observers: u32) -> ExitCode {
+    let configs = match dev_configs(dir, port, nodes, observers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("coordd: dev: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let servers: Vec<String> = configs
+        .iter()
+        .map(|(_, c)| c.client_addr.to_string())
+        .collect();
+    let ca = configs[0].1.tls.ca_cert.clone().unwrap_or_default();
+    println!("export COORD_SERVERS={}", servers.join(","));
+    println!("export COORD_CA={}", ca.display());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("coordd: dev: cannot find my own binary: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut children = Vec::new();
+    for (path, config) in &configs {
+        let node_dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let log = match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node_dir.join("coordd.log"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("coordd: dev: {}: {e}", node_dir.display());
+                return ExitCode::from(1);
+            }
+        };
+        match std::process::Command::new(&exe)
+            .arg("run")
+            .arg("--config")
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+        {
+            Ok(child) => {
+                let _ = std::fs::write(node_dir.join("pid"), format!("{}\n", child.id()));
+                eprintln!(
+                    "coordd dev: server {} (pid {}) clients {} log {} ; restart by hand: {} run --config {}",
+                    config.id,
+                    child.id(),
+                    config.client_addr,
+                    node_dir.join("coordd.log").display(),
+                    exe.display(),
+                    path.display()
+                );
+                children.push(child);
+            }
+            Err(e) => {
+                eprintln!("coordd: dev: cannot start server {}: {e}", config.id);
+                for mut c in children {
+                    let _ = c.kill();
+                }
+                return ExitCode::from(1);
+            }
+        }
+    }
+    // Wait for SIGINT/SIGTERM, then stop every server we started.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let flag = stop.clone();
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        let _ = unsafe { signal_hook_flag(sig, flag) };
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for c in &children {
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    ExitCode::SUCCESS
+}
+
+static STOP_FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    if let Some(f) = STOP_FLAG.get() {
+        f.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Installs a handler that sets `flag` on `sig`.
+unsafe fn signal_hook_flag(
+    sig: libc::c_int,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> libc::sighandler_t {
+    let _ = STOP_FLAG.set(flag);
+    // SAFETY: installing a handler that only touches an atomic.
+    unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) }
 }
 
 fn main() -> ExitCode {
@@ -120,25 +270,13 @@ fn main() -> ExitCode {
             }
             c
         }
-        Command::Dev { nodes, dir, port } => {
-            if nodes != 1 {
-                eprintln!(
-                    "coordd: --nodes {nodes}: this build runs a single server (replication is not in it yet)"
-                );
-                return ExitCode::from(2);
-            }
-            match dev_config(&dir, port) {
-                Ok(c) => {
-                    let ca = c.tls.ca_cert.clone().unwrap_or_default();
-                    println!("export COORD_SERVERS={}", c.client_addr);
-                    println!("export COORD_CA={}", ca.display());
-                    c
-                }
-                Err(e) => {
-                    eprintln!("coordd: dev: {e}");
-                    return ExitCode::from(1);
-                }
-            }
+        Command::Dev {
+            nodes,
+            observers,
+            dir,
+            port,
+        } => {
+            return dev(&dir, port, nodes, observers);
         }
     };
     init_logging();

@@ -46,28 +46,43 @@ pub enum NodeError {
     Bind(SocketAddr, std::io::Error),
 }
 
-/// The log as the actors see it: a handle to the group-commit writer thread.
+/// The log as the Store sees it (for snapshots): the standalone group-commit writer, or the
+/// replica's disk writer.
 #[derive(Clone)]
-pub struct LogHandle {
-    inner: Arc<GroupCommit>,
+pub enum LogHandle {
+    /// Standalone: the group-commit writer thread.
+    Group(Arc<GroupCommit>),
+    /// Ensemble: the replica's persist worker.
+    Replica(Arc<crate::persist::PersistWorker>),
 }
 
 impl LogHandle {
     /// Queues a record; its durability is reported to the Proposer. An error means the log
-    /// writer has stopped: nothing more can be made durable.
+    /// writer has stopped: nothing more can be made durable. (Standalone only.)
     pub fn submit(&self, zxid: u64, record: Vec<u8>) -> Result<(), coord_log::LogError> {
-        self.inner.submit(zxid, record)
+        match self {
+            LogHandle::Group(g) => g.submit(zxid, record),
+            LogHandle::Replica(_) => Err(coord_log::LogError::Closed),
+        }
     }
     /// Queues a snapshot of the state at `zxid` (a failure is reported as a log event).
     pub fn save_snapshot(&self, zxid: u64, bytes: Vec<u8>) {
-        if let Err(e) = self.inner.save_snapshot(zxid, bytes) {
-            tracing::error!(error = %e, "cannot queue a snapshot");
+        let queued = match self {
+            LogHandle::Group(g) => g.save_snapshot(zxid, bytes).is_ok(),
+            LogHandle::Replica(w) => w.save_snapshot(zxid, bytes),
+        };
+        if !queued {
+            tracing::error!("cannot queue a snapshot: the log writer stopped");
         }
     }
     /// Queues a purge keeping the newest `keep` snapshots.
     pub fn purge(&self, keep: usize) {
-        if let Err(e) = self.inner.purge(keep) {
-            tracing::error!(error = %e, "cannot queue a purge");
+        let queued = match self {
+            LogHandle::Group(g) => g.purge(keep).is_ok(),
+            LogHandle::Replica(w) => w.purge(keep),
+        };
+        if !queued {
+            tracing::error!("cannot queue a purge: the log writer stopped");
         }
     }
 }
@@ -145,7 +160,7 @@ pub fn write_epoch(path: &Path, epoch: u32) -> Result<(), NodeError> {
     Ok(())
 }
 
-fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, NodeError> {
+pub(crate) fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, NodeError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let err = |e| NodeError::Bind(addr, e);
     let socket =
@@ -157,8 +172,12 @@ fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, NodeError> {
     Ok(socket.into())
 }
 
-/// Runs a node until SIGINT or SIGTERM. Blocks the calling thread.
+/// Runs a node until SIGINT or SIGTERM. Blocks the calling thread. With `members` set it
+/// joins the ensemble through ZAB; without, it is a single server.
 pub fn run(config: Config) -> Result<(), NodeError> {
+    if !config.members.is_empty() {
+        return crate::ensemble::run(config);
+    }
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| NodeError::DataDir(config.data_dir.display().to_string(), e))?;
@@ -203,9 +222,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 }
             }),
         );
-        let log = LogHandle {
-            inner: Arc::new(group?),
-        };
+        let log = LogHandle::Group(Arc::new(group?));
         let proposer = Proposer::new(epoch, log.clone()).start();
         *proposer_cell.lock() = Some(proposer.clone());
         let applied = Arc::new(AtomicU64::new(0));
@@ -249,6 +266,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 epoch,
                 leader: Some(config.id),
                 synced_followers: Vec::new(),
+                established: true,
             })),
         });
         actix_rt::spawn(serve(endpoint.clone(), ctx));
@@ -260,7 +278,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     result
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -224,7 +224,9 @@ impl Handler<Dial> for PeerNet {
             let connecting = endpoint
                 .connect_with(client, addr, &tls::peer_name(peer))
                 .map_err(|e| e.to_string())?;
-            let conn = tokio::time::timeout(Duration::from_secs(3), connecting)
+            // Short: a peer that is down answers nothing, and a fresh attempt sends a fresh
+            // Initial the moment it is back.
+            let conn = tokio::time::timeout(Duration::from_millis(800), connecting)
                 .await
                 .map_err(|_| "handshake timed out".to_string())?
                 .map_err(|e| e.to_string())?;
@@ -248,7 +250,7 @@ impl Handler<Dial> for PeerNet {
                     }),
                     Err(e) => {
                         tracing::debug!(peer, error = %e, "dial failed");
-                        this.dial_later(ctx, peer, Duration::from_millis(200));
+                        this.dial_later(ctx, peer, Duration::from_millis(100));
                     }
                 }),
         );

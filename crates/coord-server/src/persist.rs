@@ -151,6 +151,10 @@ impl Disk {
 
 enum Cmd {
     Persist(u64, Vec<DiskOp>),
+    /// The app's own snapshot of its applied state (not a ZAB op; no completion token).
+    SaveSnapshot(u64, Vec<u8>),
+    /// Keep the newest `n` snapshots and the log they need.
+    Purge(usize),
     Stop,
 }
 
@@ -200,6 +204,19 @@ impl PersistWorker {
                                 }
                                 last = Some(token);
                             }
+                            Cmd::SaveSnapshot(zxid, bytes) => {
+                                if let Err(e) = disk.log.save_snapshot(zxid, &bytes) {
+                                    on_event(PersistEvent::Failed(e));
+                                    break 'outer;
+                                }
+                                tracing::info!(zxid = format_args!("0x{zxid:x}"), "snapshot saved");
+                            }
+                            Cmd::Purge(keep) => {
+                                if let Err(e) = disk.log.purge(keep) {
+                                    on_event(PersistEvent::Failed(e));
+                                    break 'outer;
+                                }
+                            }
                             Cmd::Stop => stop = true,
                         }
                     }
@@ -219,6 +236,16 @@ impl PersistWorker {
             tx,
             thread: Some(thread),
         })
+    }
+
+    /// Queues a snapshot of the app's state at `zxid`.
+    pub fn save_snapshot(&self, zxid: u64, bytes: Vec<u8>) -> bool {
+        self.tx.send(Cmd::SaveSnapshot(zxid, bytes)).is_ok()
+    }
+
+    /// Queues a purge keeping the newest `keep` snapshots.
+    pub fn purge(&self, keep: usize) -> bool {
+        self.tx.send(Cmd::Purge(keep)).is_ok()
     }
 
     /// Queues a request; false if the writer has stopped.

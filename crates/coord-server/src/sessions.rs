@@ -95,6 +95,25 @@ impl SessionTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Gives every session a fresh timeout from `now_ms` (a new leader: time spent electing
+    /// expires no one).
+    pub fn touch_all(&self, now_ms: u64) {
+        for l in self.inner.read().values() {
+            l.last_heard_ms.store(now_ms, Ordering::Relaxed);
+            l.expiring.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Sessions heard from after `since_ms` (a follower reports them to its leader).
+    pub fn heard_since(&self, since_ms: u64) -> Vec<u64> {
+        self.inner
+            .read()
+            .iter()
+            .filter(|(_, l)| l.last_heard_ms.load(Ordering::Relaxed) > since_ms)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Sessions silent past their timeout that are not already being expired; marks them.
     pub fn take_expired(&self, now_ms: u64) -> Vec<u64> {
         let table = self.inner.read();
@@ -110,6 +129,8 @@ impl SessionTable {
 
 /// Scans session liveness every tick and hands expired sessions to the Store.
 pub struct SessionManager {
+    /// Only the leader expires sessions; followers report liveness to it.
+    expiring: bool,
     table: SessionTable,
     clock: Clock,
     tick: Duration,
@@ -120,6 +141,7 @@ impl SessionManager {
     /// A manager scanning `table` every `tick`.
     pub fn new(table: SessionTable, clock: Clock, tick: Duration, store: Addr<Store>) -> Self {
         SessionManager {
+            expiring: true,
             table,
             clock,
             tick,
@@ -133,11 +155,29 @@ impl Actor for SessionManager {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.tick, |this, _| {
+            if !this.expiring {
+                return;
+            }
             for id in this.table.take_expired(this.clock.now_ms()) {
                 tracing::info!(session = format_args!("0x{id:x}"), "session expired");
                 this.store.do_send(Expire { session_id: id });
             }
         });
+    }
+}
+
+/// Turn expiry on (this server leads; every session gets a fresh timeout) or off.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetExpiring(pub bool);
+
+impl Handler<SetExpiring> for SessionManager {
+    type Result = ();
+    fn handle(&mut self, msg: SetExpiring, _: &mut Self::Context) {
+        if msg.0 && !self.expiring {
+            self.table.touch_all(self.clock.now_ms());
+        }
+        self.expiring = msg.0;
     }
 }
 

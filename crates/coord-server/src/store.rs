@@ -125,6 +125,35 @@ pub struct Expire {
     pub session_id: u64,
 }
 
+/// Replace the tree with a leader's snapshot (ZAB SNAP sync).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InstallSnapshot {
+    /// The snapshot's zxid.
+    pub zxid: Zxid,
+    /// `DataTree::snapshot` bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Take a snapshot of the applied tree: (zxid, bytes).
+#[derive(Message)]
+#[rtype(result = "(Zxid, Vec<u8>)")]
+pub struct TakeSnapshot;
+
+/// Close every client session stream on this server (it lost or changed its leader, as a
+/// ZooKeeper server does): clients reconnect, to this server or another.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropAllSessions {
+    /// Told to each client.
+    pub message: String,
+}
+
+/// Whether this server leads (only the leader proposes container/TTL cleanup).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetLeading(pub bool);
+
 /// Ask for the tree digest and size (tests, status).
 #[derive(Message)]
 #[rtype(result = "(u64, u64, usize)")]
@@ -195,6 +224,8 @@ pub struct Store {
     closing: HashSet<u64>,
     /// Nodes with a ReapNode txn in flight.
     reaping: HashSet<String>,
+    /// Whether this server leads (reaps).
+    leading: bool,
 }
 
 impl Store {
@@ -216,6 +247,7 @@ impl Store {
             since_snapshot: 0,
             closing: HashSet::new(),
             reaping: HashSet::new(),
+            leading: true,
             pending_connects: HashMap::new(),
         }
     }
@@ -507,6 +539,9 @@ impl Store {
     }
 
     fn reap(&mut self) {
+        if !self.leading {
+            return;
+        }
         for (path, czxid) in self.tree.reap_candidates(wall_ms()) {
             if self.reaping.insert(path.clone()) {
                 self.propose(
@@ -785,6 +820,66 @@ impl Handler<Expire> for Store {
         } else if !self.tree.has_session(sid) {
             self.table.remove(sid);
         }
+    }
+}
+
+impl Handler<InstallSnapshot> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: InstallSnapshot, _: &mut Self::Context) {
+        match DataTree::from_snapshot(&msg.bytes) {
+            Ok(tree) => {
+                tracing::info!(zxid = %msg.zxid, nodes = tree.node_count(), "installed the leader's snapshot");
+                let now = self.clock.now_ms();
+                for (id, timeout) in tree.sessions() {
+                    if self.table.get(id).is_none() {
+                        self.table.insert(id, Arc::new(Liveness::new(timeout, now)));
+                    }
+                }
+                for (id, _) in self.tree.sessions() {
+                    if !tree.has_session(id) {
+                        self.table.remove(id);
+                    }
+                }
+                self.tree = tree;
+                self.applied
+                    .store(self.tree.last_applied().0, Ordering::Release);
+            }
+            Err(e) => {
+                // A leader's snapshot that does not validate: serving on would mean serving
+                // wrong data. Stop; a restart syncs again.
+                tracing::error!(error = %e, "the leader's snapshot does not validate; stopping");
+                std::process::exit(70);
+            }
+        }
+    }
+}
+
+impl Handler<TakeSnapshot> for Store {
+    type Result = MessageResult<TakeSnapshot>;
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Self::Context) -> Self::Result {
+        MessageResult((self.tree.last_applied(), self.tree.snapshot()))
+    }
+}
+
+impl Handler<DropAllSessions> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: DropAllSessions, _: &mut Self::Context) {
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.drop_session(id, Some((ErrorCode::ConnectionLoss, msg.message.clone())));
+        }
+        for (_, pc) in self.pending_connects.drain() {
+            let _ = pc.reply.send(Err(ErrorCode::NotServing));
+        }
+        self.closing.clear();
+        self.reaping.clear();
+    }
+}
+
+impl Handler<SetLeading> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: SetLeading, _: &mut Self::Context) {
+        self.leading = msg.0;
     }
 }
 

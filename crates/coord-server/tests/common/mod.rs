@@ -273,3 +273,4 @@ pub fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod cluster;

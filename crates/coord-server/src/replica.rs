@@ -1,0 +1,407 @@
+//! The replica: the actor that drives the ZAB core (`coord_zab::Zab`) for one server of an
+//! ensemble. It makes no protocol decision: every input becomes a `handle_*` call, then every
+//! action is executed in order (send on a peer link, persist through the disk writer, apply a
+//! commit in the Store, take a snapshot, react to a role change), and the single timer is
+//! re-armed from `poll_timeout`.
+//!
+//! ```text
+//!   PeerNet ──PeerEvent──►            ┌─ Send ───────────► PeerNet (per-peer FIFO link)
+//!   PersistWorker ─Persisted──► Zab ──┼─ Persist ────────► PersistWorker (one fsync per batch)
+//!   Store ──Propose(txn)──►           ├─ Commit ─────────► Store (apply, answer the waiter)
+//!                                     ├─ TakeSnapshot ───► Store ─► handle_snapshot
+//!                                     └─ RoleChanged ────► Store, SessionManager, status
+//! ```
+//!
+//! Peer frames are `[tag][body]`: tag 0 carries a `ZabMessage`; tag 1 an [`AppMessage`]
+//! (writes forwarded by followers to the leader, the leader's refusals, session liveness).
+//! Followers forward client writes to the leader over the same FIFO link that carries the
+//! leader's proposals, and match the commits to their waiting requests by (session, xid).
+
+use crate::conn::RoleInfo;
+use crate::peer::{PeerEvent, PeerNet, SendTo};
+use crate::persist::{DiskOp, PersistWorker};
+use crate::proposer::Propose;
+use crate::sessions::{Clock, SessionManager, SessionTable, SetExpiring};
+use crate::store::{
+    Committed, DropAllSessions, InstallSnapshot, Rejected, SetLeading, Store, TakeSnapshot,
+};
+use actix::prelude::*;
+use coord_proto::ErrorCode;
+use coord_tree::Txn;
+use coord_zab::{Action, PersistToken, Role, Status, StorageOp, Zab, ZabMessage};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TAG_ZAB: u8 = 0;
+const TAG_APP: u8 = 1;
+
+pub use crate::app_msg::AppMessage;
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let len = (body.len() + 1) as u32;
+    let mut f = Vec::with_capacity(body.len() + 5);
+    f.extend_from_slice(&len.to_le_bytes());
+    f.push(tag);
+    f.extend_from_slice(body);
+    f
+}
+
+/// The disk writer finished every persist request up to this token.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Persisted(pub u64);
+
+/// The disk writer failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DiskFailed(pub String);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Wake;
+
+/// Wiring set after start (the actors are created in a cycle).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wire {
+    /// The Store.
+    pub store: Addr<Store>,
+    /// The SessionManager.
+    pub sessions: Addr<SessionManager>,
+    /// The disk writer.
+    pub disk: Arc<PersistWorker>,
+}
+
+/// Drives one server's ZAB state machine.
+pub struct Replica {
+    zab: Zab,
+    clock: Clock,
+    peers: Addr<PeerNet>,
+    store: Option<Addr<Store>>,
+    session_mgr: Option<Addr<SessionManager>>,
+    disk: Option<Arc<PersistWorker>>,
+    table: SessionTable,
+    role: Rc<RefCell<RoleInfo>>,
+    /// The status when we last served clients (established), to notice any change.
+    serving: Option<(Role, u32, Option<u64>)>,
+    timer: Option<SpawnHandle>,
+    last_touch_report: u64,
+    tick: Duration,
+}
+
+impl Replica {
+    /// A replica around `zab`.
+    pub fn new(
+        zab: Zab,
+        clock: Clock,
+        peers: Addr<PeerNet>,
+        table: SessionTable,
+        role: Rc<RefCell<RoleInfo>>,
+        tick: Duration,
+    ) -> Self {
+        Replica {
+            zab,
+            clock,
+            peers,
+            store: None,
+            session_mgr: None,
+            disk: None,
+            table,
+            role,
+            serving: None,
+            timer: None,
+            last_touch_report: 0,
+            tick,
+        }
+    }
+
+    fn send_app(&self, to: u64, msg: &AppMessage) {
+        match rkyv::to_bytes::<rkyv::rancor::Error>(msg) {
+            Ok(body) => self.peers.do_send(SendTo {
+                to,
+                frame: frame(TAG_APP, &body),
+            }),
+            Err(e) => tracing::error!(error = %e, "cannot encode a peer message"),
+        }
+    }
+
+    /// Executes every pending action, then re-arms the timer. Until [`Wire`] arrives the
+    /// actions wait inside the core.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.disk.is_none() {
+            return;
+        }
+        while let Some(action) = self.zab.poll_action() {
+            match action {
+                Action::Send { to, msg } => {
+                    self.peers.do_send(SendTo {
+                        to,
+                        frame: frame(TAG_ZAB, &msg.encode()),
+                    });
+                }
+                Action::Persist { token, ops } => self.persist(token, ops),
+                Action::Commit { zxid, txn } => match Txn::decode(&txn) {
+                    Ok(txn) => {
+                        if let Some(store) = &self.store {
+                            store.do_send(Committed { zxid, txn });
+                        }
+                    }
+                    Err(e) => {
+                        // Committed bytes every replica logged: if they do not decode, this
+                        // build cannot serve this ensemble's data correctly.
+                        tracing::error!(%zxid, error = %e, "a committed txn does not decode; stopping");
+                        std::process::exit(70);
+                    }
+                },
+                Action::TakeSnapshot { for_peer } => {
+                    if let Some(store) = self.store.clone() {
+                        ctx.spawn(store.send(TakeSnapshot).into_actor(self).map(
+                            move |r, this, ctx| {
+                                if let Ok((zxid, bytes)) = r {
+                                    let now = this.clock.now_ms();
+                                    this.zab.handle_snapshot(now, for_peer, zxid, bytes);
+                                    this.drain(ctx);
+                                }
+                            },
+                        ));
+                    }
+                }
+                Action::RoleChanged(status) => self.role_changed(status),
+            }
+        }
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        if let Some(at) = self.zab.poll_timeout() {
+            let wait = Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
+            self.timer = Some(ctx.notify_later(Wake, wait));
+        }
+    }
+
+    fn persist(&mut self, token: PersistToken, ops: Vec<StorageOp>) {
+        let ops: Vec<DiskOp> = ops
+            .into_iter()
+            .map(|op| match op {
+                StorageOp::Append(z, bytes) => DiskOp::Append(z.0, bytes),
+                StorageOp::TruncateAfter(z) => DiskOp::TruncateAfter(z.0),
+                StorageOp::InstallSnapshot(z, bytes) => {
+                    // The state machine moves to the snapshot now, before the commits that
+                    // follow it; its durability is the disk writer's job.
+                    if let Some(store) = &self.store {
+                        store.do_send(InstallSnapshot {
+                            zxid: z,
+                            bytes: bytes.clone(),
+                        });
+                    }
+                    DiskOp::InstallSnapshot(z.0, bytes)
+                }
+                StorageOp::AcceptedEpoch(e) => DiskOp::AcceptedEpoch(e),
+                StorageOp::CurrentEpoch(e) => DiskOp::CurrentEpoch(e),
+            })
+            .collect();
+        match &self.disk {
+            Some(disk) if disk.submit(token.0, ops) => {}
+            _ => {
+                tracing::error!("the disk writer stopped; stopping the server");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn role_changed(&mut self, status: Status) {
+        tracing::info!(role = ?status.role, epoch = status.epoch, leader = ?status.leader, established = status.established, "role");
+        let key = (status.role, status.epoch, status.leader);
+        let serve = status.established && status.role != Role::Looking;
+        if self.serving.is_some() && (!serve || self.serving != Some(key)) {
+            // As a ZooKeeper server does when it loses its leader: drop every client session
+            // stream; the clients resume their sessions here or elsewhere.
+            if let Some(store) = &self.store {
+                store.do_send(DropAllSessions {
+                    message: "server lost its leader".into(),
+                });
+            }
+        }
+        self.serving = serve.then_some(key);
+        let leading = serve && status.role == Role::Leading;
+        if let Some(store) = &self.store {
+            store.do_send(SetLeading(leading));
+        }
+        if let Some(m) = &self.session_mgr {
+            m.do_send(SetExpiring(leading));
+        }
+        let mut r = self.role.borrow_mut();
+        r.role = match status.role {
+            Role::Looking => "looking",
+            Role::Following => "follower",
+            Role::Leading => "leader",
+            Role::Observing => "observer",
+        }
+        .to_string();
+        r.epoch = status.epoch;
+        r.leader = status.leader;
+        r.synced_followers = status.synced_followers;
+        r.established = serve;
+    }
+
+    fn propose_local(&mut self, txn: Txn) -> Result<(), ErrorCode> {
+        let now = self.clock.now_ms();
+        let mut txn = txn;
+        // The leader's clock stamps ctime/mtime and TTLs.
+        txn.time_ms = crate::wall_ms();
+        self.zab
+            .propose(now, txn.encode())
+            .map(|_| ())
+            .map_err(|_| ErrorCode::NotServing)
+    }
+
+    fn on_app(&mut self, from: u64, msg: AppMessage) {
+        match msg {
+            AppMessage::Forward { txn } => match Txn::decode(&txn) {
+                Ok(t) => {
+                    if let Err(code) = self.propose_local(t) {
+                        self.send_app(from, &AppMessage::Refused { txn, code });
+                    }
+                }
+                Err(e) => tracing::warn!(from, error = %e, "a forwarded txn does not decode"),
+            },
+            AppMessage::Refused { txn, code } => {
+                if let (Ok(txn), Some(store)) = (Txn::decode(&txn), &self.store) {
+                    store.do_send(Rejected { txn, code });
+                }
+            }
+            AppMessage::Touch { sessions } => {
+                let now = self.clock.now_ms();
+                for id in sessions {
+                    if let Some(l) = self.table.get(id) {
+                        l.touch(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Followers report the sessions their clients kept alive since the last report; every
+    /// server refreshes what `coord status` shows (followers in sync change without a role
+    /// change).
+    fn report_liveness(&mut self) {
+        let status = self.zab.status();
+        self.role.borrow_mut().synced_followers = status.synced_followers.clone();
+        if status.role == Role::Following
+            && status.established
+            && let Some(leader) = status.leader
+        {
+            let since = self.last_touch_report;
+            self.last_touch_report = self.clock.now_ms();
+            let sessions = self.table.heard_since(since);
+            if !sessions.is_empty() {
+                self.send_app(leader, &AppMessage::Touch { sessions });
+            }
+        }
+    }
+}
+
+impl Actor for Replica {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let tick = self.tick;
+        ctx.run_interval(tick, |this, _| this.report_liveness());
+        self.drain(ctx);
+    }
+}
+
+impl Handler<Wire> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: Wire, ctx: &mut Self::Context) {
+        self.store = Some(msg.store);
+        self.session_mgr = Some(msg.sessions);
+        self.disk = Some(msg.disk);
+        self.drain(ctx);
+    }
+}
+
+impl Handler<Wake> for Replica {
+    type Result = ();
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.timer = None;
+        let now = self.clock.now_ms();
+        self.zab.handle_timeout(now);
+        self.drain(ctx);
+    }
+}
+
+impl Handler<PeerEvent> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: PeerEvent, ctx: &mut Self::Context) {
+        let now = self.clock.now_ms();
+        match msg {
+            PeerEvent::Connected(p) => self.zab.handle_connected(now, p),
+            PeerEvent::Disconnected(p) => self.zab.handle_disconnected(now, p),
+            PeerEvent::Frame { from, body } => match body.split_first() {
+                Some((&TAG_ZAB, rest)) => match ZabMessage::decode(rest) {
+                    Ok(m) => self.zab.handle_message(now, from, m),
+                    Err(e) => tracing::warn!(from, error = %e, "dropping an invalid peer message"),
+                },
+                Some((&TAG_APP, rest)) => match coord_proto::frame::decode::<AppMessage>(rest) {
+                    Ok(m) => self.on_app(from, m),
+                    Err(e) => tracing::warn!(from, error = %e, "dropping an invalid peer message"),
+                },
+                _ => tracing::warn!(from, "dropping a peer frame with an unknown tag"),
+            },
+        }
+        self.drain(ctx);
+    }
+}
+
+impl Handler<Persisted> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: Persisted, ctx: &mut Self::Context) {
+        let now = self.clock.now_ms();
+        self.zab.handle_persisted(now, PersistToken(msg.0));
+        self.drain(ctx);
+    }
+}
+
+impl Handler<DiskFailed> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: DiskFailed, _: &mut Self::Context) {
+        tracing::error!(error = %msg.0, "disk failed; stopping the server");
+        std::process::exit(70);
+    }
+}
+
+impl Handler<Propose> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: Propose, ctx: &mut Self::Context) {
+        let status = self.zab.status();
+        let refused = |store: &Option<Addr<Store>>, txn: Txn| {
+            if let Some(store) = store {
+                store.do_send(Rejected {
+                    txn,
+                    code: ErrorCode::NotServing,
+                });
+            }
+        };
+        if !status.established {
+            refused(&self.store, msg.txn);
+        } else if status.role == Role::Leading {
+            if let Err(code) = self.propose_local(msg.txn.clone())
+                && let Some(store) = &self.store
+            {
+                store.do_send(Rejected { txn: msg.txn, code });
+            }
+        } else if let Some(leader) = status.leader {
+            self.send_app(
+                leader,
+                &AppMessage::Forward {
+                    txn: msg.txn.encode(),
+                },
+            );
+        } else {
+            refused(&self.store, msg.txn);
+        }
+        self.drain(ctx);
+    }
+}

@@ -526,7 +526,11 @@ impl Driver {
                     session_id: self.shared.session_id.load(Ordering::Relaxed),
                     password: self.shared.password.lock().clone(),
                 };
-                let limit = attempt_limit(&self.cfg).min(deadline - now);
+                // A dead server must not eat the session's remaining time: bound each attempt
+                // by a quarter of the session timeout as well (loopback or LAN handshakes take
+                // milliseconds).
+                let quarter = (self.timeout / 4).max(Duration::from_millis(250));
+                let limit = attempt_limit(&self.cfg).min(quarter).min(deadline - now);
                 let attempt =
                     tokio::time::timeout(limit, self.connector.establish(&server, request));
                 let result = wait_serving(

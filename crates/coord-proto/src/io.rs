@@ -42,7 +42,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let len = body_len(header, limit)?;
     buf.clear();
-    buf.reserve(len);
+    // Grow with what arrives: a peer that announces a large frame and stalls costs only what
+    // it sent (plus this first chunk), not the announced length.
+    buf.reserve(len.min(64 * 1024));
     // Read in chunks so a peer that announces a large frame and stalls costs us only what it sent.
     let mut chunk = [0u8; 16 * 1024];
     let mut remaining = len;

@@ -282,3 +282,83 @@ fn observers_learn_every_commit_and_never_vote() {
         );
     });
 }
+
+#[test]
+fn sessions_are_global_survive_failover_and_expire_through_the_leader() {
+    let mut cluster = Cluster::start(3, 0, "");
+    let rt = rt();
+    rt.block_on(async {
+        let leader = cluster.wait_stable().await;
+        let follower = (leader + 1) % 3;
+        // A session on a follower with an ephemeral node.
+        let cfg = cluster
+            .config_for(follower)
+            .session_timeout(Duration::from_secs(8));
+        let mut cfg = cfg;
+        cfg.servers = cluster.client_config().servers;
+        cfg.servers.rotate_left(follower);
+        let owner = Client::connect(cfg).await.unwrap();
+        owner
+            .create("/mine", b"", CreateOptions::ephemeral())
+            .await
+            .unwrap();
+        let id = owner.session_id();
+        // The leader dies: the session lives on (a new leader refreshes every timeout) and
+        // the client carries on, on whichever server it reaches.
+        cluster.kill(leader);
+        cluster.wait_stable().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match owner.exists("/mine").await {
+                Ok(Some(stat)) => {
+                    assert_eq!(stat.ephemeral_owner, id);
+                    break;
+                }
+                Ok(None) => panic!("the ephemeral vanished with the old leader"),
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "session never resumed: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert_eq!(owner.session_id(), id);
+        // A session whose client goes silent (no pings) on a follower expires: the leader
+        // decides, and its ephemeral goes on every server.
+        let leader = cluster.wait_stable().await;
+        let follower = (0..3)
+            .find(|i| *i != leader && cluster.is_running(*i))
+            .unwrap();
+        let mut raw =
+            common::RawSession::open_at(cluster.servers[follower].client, &cluster.ca()).await;
+        let resp = raw.connect(800).await;
+        let r = raw
+            .request(
+                1,
+                coord_proto::Request::Create {
+                    path: "/silent".into(),
+                    data: vec![],
+                    acl: coord_proto::Acl::open_unsafe(),
+                    mode: coord_proto::CreateMode::Ephemeral,
+                    ttl_ms: 0,
+                },
+            )
+            .await;
+        assert!(matches!(r, coord_proto::ReplyBody::Ok(_)), "{r:?}");
+        let sid = resp.session_id;
+        let watcher = cluster.client().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while watcher.exists("/silent").await.unwrap().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "session 0x{sid:x} never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster.restart(leader);
+        cluster.wait_stable().await;
+        cluster.wait_converged().await;
+    });
+}

@@ -51,7 +51,7 @@ impl Cluster {
             let sdir = dir.join(format!("n{id}"));
             std::fs::create_dir_all(&sdir).unwrap();
             let config = format!(
-                "id = {id}\nclient_addr = \"127.0.0.1:{c}\"\ndata_dir = \"{}\"\ntick_ms = 200\n{extra}\n[tls]\nca_cert = \"{}\"\nca_key = \"{}\"\n{members}",
+                "id = {id}\nclient_addr = \"127.0.0.1:{c}\"\ndata_dir = \"{}\"\ntick_ms = 500\n{extra}\n[tls]\nca_cert = \"{}\"\nca_key = \"{}\"\n{members}",
                 sdir.join("data").display(),
                 ca.display(),
                 ca_key.display()

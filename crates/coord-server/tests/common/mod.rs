@@ -186,7 +186,11 @@ pub struct RawSession {
 
 impl RawSession {
     pub async fn open(server: &Coordd) -> RawSession {
-        let pem = std::fs::read(server.ca_path()).unwrap();
+        RawSession::open_at(server.addr, &server.ca_path()).await
+    }
+
+    pub async fn open_at(addr: SocketAddr, ca: &Path) -> RawSession {
+        let pem = std::fs::read(ca).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             roots.add(cert.unwrap()).unwrap();
@@ -201,11 +205,7 @@ impl RawSession {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let conn = endpoint
-            .connect(server.addr, "127.0.0.1")
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = endpoint.connect(addr, "127.0.0.1").unwrap().await.unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
         RawSession {
             conn,

@@ -16,7 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 export RUSTC_BOOTSTRAP=1
 san=(-s "${FUZZ_SANITIZER:-address}")
-targets=(client_frame server_frame tree_txn tree_snapshot log_recover)
+targets=(client_frame server_frame tree_txn tree_snapshot log_recover peer_message)
 
 cargo fuzz build "${san[@]}"
 
@@ -30,7 +30,7 @@ for t in "${targets[@]}"; do
     cargo fuzz run "${san[@]}" "$t" "$work/$t" "seeds/$t" -- \
         -max_total_time="$secs" -max_len=8192 -malloc_limit_mb=256 -timeout=10 \
         -print_final_stats=1 2>&1 |
-        grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Test unit written)'
+        grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Test unit written)'
     status=("${PIPESTATUS[@]}")
     set -e
     if [ "${status[0]}" -ne 0 ]; then

@@ -298,7 +298,42 @@ fn main() {
     write(&dir, "epoch1_base", &log_input(1 | 64, 2, &high, &[], 0, &[]));
     let _ = std::fs::remove_dir_all(&scratch);
 
-    for target in ["client_frame", "server_frame", "tree_txn", "tree_snapshot", "log_recover"] {
+    // Peer messages: every ZabMessage variant, framed; the first body byte picks the sender
+    // and an event (see fuzz_targets/peer_message.rs).
+    let dir = reset(&root, "peer_message");
+    let z = |e: u32, c: u32| coord_proto::Zxid::new(e, c);
+    let vote = coord_zab::Vote { leader: 2, zxid: z(1, 3), peer_epoch: 1 };
+    let messages = vec![
+        ("notification", coord_zab::ZabMessage::Notification { vote, round: 1, state: coord_zab::PeerState::Looking }),
+        ("follower_info", coord_zab::ZabMessage::FollowerInfo { attempt: 7, accepted_epoch: 1, last_zxid: z(1, 3), observer: false }),
+        ("leader_info", coord_zab::ZabMessage::LeaderInfo { attempt: 7, new_epoch: 2 }),
+        ("ack_epoch", coord_zab::ZabMessage::AckEpoch { current_epoch: 1, last_zxid: z(1, 3), last_committed: z(1, 2) }),
+        ("diff", coord_zab::ZabMessage::Diff { from: z(1, 1) }),
+        ("trunc", coord_zab::ZabMessage::Trunc { to: z(1, 1) }),
+        ("snap", coord_zab::ZabMessage::Snap { zxid: z(1, 2), bytes: DataTree::new().snapshot() }),
+        ("sync_txn", coord_zab::ZabMessage::SyncTxn { zxid: z(1, 2), txn: txns[0].encode() }),
+        ("new_leader", coord_zab::ZabMessage::NewLeader { epoch: 2, zxid: z(1, 3), committed: z(1, 2) }),
+        ("ack_new_leader", coord_zab::ZabMessage::AckNewLeader { epoch: 2, zxid: z(1, 3) }),
+        ("up_to_date", coord_zab::ZabMessage::UpToDate { committed: z(1, 3) }),
+        ("proposal", coord_zab::ZabMessage::Proposal { zxid: z(2, 1), txn: txns[0].encode() }),
+        ("ack", coord_zab::ZabMessage::Ack { zxid: z(2, 1) }),
+        ("commit", coord_zab::ZabMessage::Commit { zxid: z(2, 1) }),
+        ("inform", coord_zab::ZabMessage::Inform { zxid: z(2, 1), txn: txns[0].encode() }),
+        ("ping", coord_zab::ZabMessage::Ping),
+        ("ping_ack", coord_zab::ZabMessage::PingAck),
+    ];
+    let mut all = Vec::new();
+    for (name, m) in &messages {
+        let mut body = vec![2u8];
+        body.extend_from_slice(&m.encode());
+        let mut framed = (body.len() as u32).to_le_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        write(&dir, name, &framed);
+        all.extend_from_slice(&framed);
+    }
+    write(&dir, "all_in_a_row", &all);
+
+    for target in ["client_frame", "server_frame", "tree_txn", "tree_snapshot", "log_recover", "peer_message"] {
         let d = root.join(target);
         let (n, bytes) = std::fs::read_dir(&d)
             .expect("seed dir")

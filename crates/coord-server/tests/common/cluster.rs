@@ -17,7 +17,128 @@ pub struct Server {
 pub struct Cluster {
     pub servers: Vec<Server>,
     pub dir: PathBuf,
+    /// When set, server i runs inside network namespace `netns.names[i]`.
+    pub netns: Option<Netns>,
     _tmp: tempfile::TempDir,
+}
+
+/// Network namespaces of the project's own test hosts: one per server, joined by a bridge in
+/// the root namespace (which holds 10.231.S.254); server i is 10.231.S.(i+1). Partition a
+/// server by taking its link down; everything is deleted on drop.
+pub struct Netns {
+    pub names: Vec<String>,
+    bridge: String,
+    links: Vec<String>,
+    pub subnet: u8,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    pub fn create(n: usize) -> Netns {
+        let tag = std::process::id() % 100_000;
+        let subnet = (std::process::id() % 200 + 20) as u8;
+        let bridge = format!("czb{tag}");
+        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.231.{subnet}.254/24"),
+            "dev",
+            &bridge,
+        ]);
+        ip(&["link", "set", &bridge, "up"]);
+        let mut names = Vec::new();
+        let mut links = Vec::new();
+        for i in 1..=n {
+            let ns = format!("cz{tag}n{i}");
+            let link = format!("czv{tag}n{i}");
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            ip(&["netns", "add", &ns]);
+            ip(&[
+                "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
+            ip(&["link", "set", &link, "master", &bridge, "up"]);
+            ip(&[
+                "netns",
+                "exec",
+                &ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("10.231.{subnet}.{i}/24"),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "eth0", "up"]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            names.push(ns);
+            links.push(link);
+        }
+        Netns {
+            names,
+            bridge,
+            links,
+            subnet,
+        }
+    }
+
+    pub fn host(&self, i: usize) -> String {
+        format!("10.231.{}.{}", self.subnet, i + 1)
+    }
+
+    /// Cuts server i off from everyone (its link to the bridge goes down).
+    pub fn isolate(&self, i: usize) {
+        ip(&["link", "set", &self.links[i], "down"]);
+    }
+
+    /// Reconnects server i.
+    pub fn heal(&self, i: usize) {
+        ip(&["link", "set", &self.links[i], "up"]);
+    }
+
+    /// Runs `f` on a thread that has entered server i's namespace (to reach it while it is
+    /// cut off from the root namespace).
+    pub fn run_inside<T: Send + 'static>(
+        &self,
+        i: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let path = format!("/var/run/netns/{}", self.names[i]);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::File::open(&path).expect("open the namespace");
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}");
+            f()
+        })
+        .join()
+        .expect("thread inside the namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
 }
 
 fn free_port_pair() -> (u16, u16) {
@@ -32,16 +153,36 @@ fn free_port_pair() -> (u16, u16) {
 impl Cluster {
     /// `voters` voting servers and `observers` observers; `extra` TOML lines for every config.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Cluster {
+        Cluster::start_with(voters, observers, extra, None)
+    }
+
+    /// Like [`Cluster::start`], each server in its own network namespace.
+    pub fn start_in_netns(voters: usize, extra: &str) -> Cluster {
+        let netns = Netns::create(voters);
+        Cluster::start_with(voters, 0, extra, Some(netns))
+    }
+
+    fn start_with(voters: usize, observers: usize, extra: &str, netns: Option<Netns>) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let (ca, ca_key) = coord_server::tls::ensure_ca(&dir.join("tls")).unwrap();
         let total = voters + observers;
-        let ports: Vec<(u16, u16)> = (0..total).map(|_| free_port_pair()).collect();
+        let ports: Vec<(u16, u16)> = match &netns {
+            Some(_) => (0..total).map(|_| (7181, 7281)).collect(),
+            None => (0..total).map(|_| free_port_pair()).collect(),
+        };
+        let host = |i: usize| {
+            netns
+                .as_ref()
+                .map_or("127.0.0.1".to_string(), |n| n.host(i))
+        };
         let mut members = String::new();
         for (i, (c, p)) in ports.iter().enumerate() {
             members.push_str(&format!(
-                "[[members]]\nid = {}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nobserver = {}\n",
+                "[[members]]\nid = {}\nclient_addr = \"{}:{c}\"\npeer_addr = \"{}:{p}\"\nobserver = {}\n",
                 i + 1,
+                host(i),
+                host(i),
                 i >= voters
             ));
         }
@@ -51,7 +192,8 @@ impl Cluster {
             let sdir = dir.join(format!("n{id}"));
             std::fs::create_dir_all(&sdir).unwrap();
             let config = format!(
-                "id = {id}\nclient_addr = \"127.0.0.1:{c}\"\ndata_dir = \"{}\"\ntick_ms = 500\n{extra}\n[tls]\nca_cert = \"{}\"\nca_key = \"{}\"\n{members}",
+                "id = {id}\nclient_addr = \"{}:{c}\"\ndata_dir = \"{}\"\ntick_ms = 500\n{extra}\n[tls]\nca_cert = \"{}\"\nca_key = \"{}\"\n{members}",
+                host(i),
                 sdir.join("data").display(),
                 ca.display(),
                 ca_key.display()
@@ -59,7 +201,7 @@ impl Cluster {
             std::fs::write(sdir.join("coord.toml"), config).unwrap();
             servers.push(Server {
                 id,
-                client: format!("127.0.0.1:{c}").parse().unwrap(),
+                client: format!("{}:{c}", host(i)).parse().unwrap(),
                 dir: sdir,
                 child: None,
             });
@@ -67,6 +209,7 @@ impl Cluster {
         let mut cluster = Cluster {
             servers,
             dir,
+            netns,
             _tmp: tmp,
         };
         for i in 0..total {
@@ -76,13 +219,21 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) {
-        let s = &mut self.servers[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(s.dir.join("coordd.log"))
+            .open(self.servers[i].dir.join("coordd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_coordd"))
+        let mut cmd = match &self.netns {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.names[i], env!("CARGO_BIN_EXE_coordd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_coordd")),
+        };
+        let s = &mut self.servers[i];
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(s.dir.join("coord.toml"))

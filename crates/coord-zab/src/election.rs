@@ -70,7 +70,8 @@ impl Zab {
             e.recv.insert(self.cfg.id, vote);
         }
         e.resend_at = now + delay;
-        self.round += 1;
+        // A peer can announce any round (we adopt higher ones): never overflow on it.
+        self.round = self.round.saturating_add(1);
         self.broadcast_notification();
         // A one-voter ensemble decides alone.
         self.check_looking_quorum(now);

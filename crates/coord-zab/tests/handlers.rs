@@ -294,3 +294,41 @@ fn garbage_from_the_network_never_panics() {
     assert!(ZabMessage::decode(b"not an archive").is_err());
     drain(&mut z);
 }
+
+/// Found by the `peer_message` fuzz target: a peer announcing round `u64::MAX` made the next
+/// election round overflow. Hostile rounds are adopted without arithmetic panics.
+#[test]
+fn a_notification_with_the_largest_round_does_not_overflow() {
+    let cfg = ZabConfig::new(1, vec![1, 2, 3], vec![], 7);
+    let mut z = Zab::new(cfg, Persisted::default(), 0);
+    drain(&mut z);
+    for peer in [2, 3] {
+        z.handle_connected(1, peer);
+    }
+    let vote = Vote {
+        leader: 3,
+        zxid: Zxid(u64::MAX),
+        peer_epoch: u32::MAX,
+    };
+    z.handle_message(
+        2,
+        3,
+        ZabMessage::Notification {
+            vote,
+            round: u64::MAX,
+            state: PeerState::Looking,
+        },
+    );
+    drain(&mut z);
+    // Time passes: the core restarts its round and resends; nothing panics.
+    for t in 0..50u64 {
+        z.handle_timeout(1_000 + t * 1_000);
+        z.handle_disconnected(1_000 + t * 1_000, 3);
+        z.handle_connected(1_000 + t * 1_000, 3);
+        drain(&mut z);
+    }
+    assert!(matches!(
+        z.status().role,
+        Role::Looking | Role::Following | Role::Leading
+    ));
+}

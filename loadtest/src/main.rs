@@ -114,6 +114,11 @@ pub struct Args {
     /// fast as --sessions x --inflight allow, then exit (for memory measurements).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub populate: Option<u64>,
+    /// Instead of the load: measure the failover gap. One session sets /loadtest/failover
+    /// back to back; after --warmup seconds the tool SIGKILLs this pid (the leader's, found by
+    /// the caller) and reports the time from the kill to the next successful write.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["populate", "create_latency"])]
+    pub failover_kill: Option<i32>,
     /// Write an SVG of throughput and latency per second to FILE.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,

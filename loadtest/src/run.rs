@@ -31,6 +31,8 @@ pub async fn run(plan: Plan) -> Result<(), String> {
         populate(&plan, n).await
     } else if plan.args.create_latency {
         create_latency(&plan).await
+    } else if let Some(pid) = plan.args.failover_kill {
+        failover(&plan, pid).await
     } else {
         load(&plan).await
     }
@@ -248,6 +250,67 @@ async fn worker(
             }
         }
     }
+}
+
+/// Leader SIGKILL to the next successful write, as a client sees it: writes go back to back
+/// on one session (a failed one is retried after a short pause) so the gap is measured to
+/// within one write's latency.
+async fn failover(plan: &Plan, pid: i32) -> Result<(), String> {
+    let a = &plan.args;
+    let mut conns = connect_all(plan, 1).await?;
+    let conn = conns.pop().ok_or("no session")?;
+    ensure(&conn, ROOT).await?;
+    let path = format!("{ROOT}/failover");
+    conn.upsert(&path, b"0")
+        .await
+        .map_err(|e| format!("setup {path}: {e}"))?;
+    let warm_until = Instant::now() + Duration::from_secs_f64(a.warmup);
+    let mut writes = 0u64;
+    while Instant::now() < warm_until {
+        conn.set(&path, b"w")
+            .await
+            .map_err(|e| format!("write before the kill: {e}"))?;
+        writes += 1;
+    }
+    // SAFETY: kill(2) with a pid the caller named; no memory is touched.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    let killed = Instant::now();
+    if rc != 0 {
+        return Err(format!(
+            "kill -9 {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let limit = killed + Duration::from_secs_f64(a.duration.max(1.0));
+    let mut failures = 0u64;
+    let gap = loop {
+        match conn.set(&path, b"after").await {
+            Ok(()) => break killed.elapsed(),
+            Err(_) => {
+                failures += 1;
+                if Instant::now() > limit {
+                    return Err(format!(
+                        "no successful write within {:.1} s of the kill",
+                        a.duration
+                    ));
+                }
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    };
+    conn.close().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "target": a.target,
+            "mode": "failover",
+            "killed_pid": pid,
+            "writes_before_kill": writes,
+            "failed_writes_after_kill": failures,
+            "failover_gap_ms": gap.as_secs_f64() * 1000.0,
+        })
+    );
+    Ok(())
 }
 
 async fn create_latency(plan: &Plan) -> Result<(), String> {

@@ -44,6 +44,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Replies waited for after CloseSession; past this the connection is closed anyway.
+/// Bound on one reconnect handshake: a live server answers a QUIC handshake in a round trip
+/// or two; a dead one never does, and must not hold up the move to another server.
+const RECONNECT_ATTEMPT: Duration = Duration::from_millis(500);
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// Extra work when a reply succeeds.
@@ -174,6 +177,8 @@ pub(crate) struct Driver {
     close_replies: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Set once a close began: no more calls are accepted.
     close_deadline: Option<Instant>,
+    /// The server of the connection that was lost last: most likely down, so tried last.
+    last_server: Option<String>,
 }
 
 impl Driver {
@@ -196,6 +201,7 @@ impl Driver {
             timeout: MIN_TIMEOUT,
             close_replies: Vec::new(),
             close_deadline: None,
+            last_server: None,
         }
     }
 
@@ -238,6 +244,7 @@ impl Driver {
             .timeout_ms
             .store(self.timeout.as_millis() as u64, Ordering::Relaxed);
         self.last_recv = Instant::now();
+        self.last_server = Some(server.clone());
         let (frames_tx, frames) = mpsc::channel(1024);
         let (out, out_rx) = mpsc::unbounded_channel();
         let tasks = vec![
@@ -514,7 +521,14 @@ impl Driver {
             ))
         };
         loop {
-            for server in shuffled(&self.cfg.servers) {
+            let mut order = shuffled(&self.cfg.servers);
+            if let Some(last) = &self.last_server
+                && let Some(i) = order.iter().position(|s| s == last)
+            {
+                let s = order.remove(i);
+                order.push(s);
+            }
+            for server in order {
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(expired());
@@ -530,7 +544,10 @@ impl Driver {
                 // by a quarter of the session timeout as well (loopback or LAN handshakes take
                 // milliseconds).
                 let quarter = (self.timeout / 4).max(Duration::from_millis(250));
-                let limit = attempt_limit(&self.cfg).min(quarter).min(deadline - now);
+                let limit = attempt_limit(&self.cfg)
+                    .min(quarter)
+                    .min(RECONNECT_ATTEMPT)
+                    .min(deadline - now);
                 let attempt =
                     tokio::time::timeout(limit, self.connector.establish(&server, request));
                 let result = wait_serving(

@@ -95,7 +95,9 @@ impl Shared {
 /// Smallest negotiated timeout honoured, so a bogus answer cannot make the client spin.
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(300);
 pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause between rounds over the server list: short, because a server that refused
+/// with NotServing is usually electing and serves again within a few hundred ms.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Connects a new session, then hands it to a spawned driver task.
 pub(crate) async fn connect(

@@ -111,7 +111,7 @@ impl Default for ZabTuning {
             tick_ms: 100,
             init_limit_ticks: 20,
             sync_limit_ticks: 5,
-            election_timeout_ms: 200,
+            election_timeout_ms: 50,
             max_diff: 10_000,
         }
     }

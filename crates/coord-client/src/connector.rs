@@ -72,14 +72,8 @@ impl Connector {
         Ok(ep)
     }
 
-    /// Connects to `server` and performs the session handshake. A `Refused` answer becomes an
-    /// error with the server's code (`SessionExpired`, `NotServing`, `VersionMismatch`, ...);
-    /// everything else that goes wrong is `ConnectionLoss` with the reason.
-    pub(crate) async fn establish(
-        &mut self,
-        server: &str,
-        request: ConnectRequest,
-    ) -> Result<Link, Error> {
+    /// Resolves `server` and completes a QUIC/TLS handshake with it.
+    async fn quic_connect(&mut self, server: &str) -> Result<quinn::Connection, Error> {
         let loss = |what: &str, e: &dyn std::fmt::Display| {
             Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
         };
@@ -91,12 +85,22 @@ impl Connector {
             .next()
             .ok_or_else(|| loss("cannot resolve", &"no address"))?;
         let endpoint = self.endpoint(addr)?;
-        let connecting = endpoint
+        endpoint
             .connect_with(self.quic.clone(), addr, host)
-            .map_err(|e| loss("cannot connect", &e))?;
-        let conn = connecting
+            .map_err(|e| loss("cannot connect", &e))?
             .await
-            .map_err(|e| loss("QUIC/TLS handshake failed", &e))?;
+            .map_err(|e| loss("QUIC/TLS handshake failed", &e))
+    }
+
+    /// Connects to `server` and performs the session handshake. A `Refused` answer becomes an
+    /// error with the server's code (`SessionExpired`, `NotServing`, `VersionMismatch`, ...);
+    /// everything else that goes wrong is `ConnectionLoss` with the reason.
+    pub(crate) async fn establish(
+        &mut self,
+        server: &str,
+        request: ConnectRequest,
+    ) -> Result<Link, Error> {
+        let conn = self.quic_connect(server).await?;
         let result = self.handshake(&conn, server, request).await;
         if result.is_err() {
             conn.close(0u32.into(), b"handshake failed");
@@ -159,19 +163,7 @@ impl Connector {
         let loss = |what: &str, e: &dyn std::fmt::Display| {
             Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
         };
-        let (host, port) = split_host_port(server)?;
-        tls::server_name(host)?;
-        let addr = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| loss("cannot resolve", &e))?
-            .next()
-            .ok_or_else(|| loss("cannot resolve", &"no address"))?;
-        let endpoint = self.endpoint(addr)?;
-        let conn = endpoint
-            .connect_with(self.quic.clone(), addr, host)
-            .map_err(|e| loss("cannot connect", &e))?
-            .await
-            .map_err(|e| loss("QUIC/TLS handshake failed", &e))?;
+        let conn = self.quic_connect(server).await?;
         let (mut send, mut recv) = conn
             .open_bi()
             .await

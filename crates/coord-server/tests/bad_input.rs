@@ -56,14 +56,7 @@ fn garbage_frames_close_only_that_stream() {
         // Connect twice.
         let mut raw = RawSession::open(&server).await;
         raw.connect(2000).await;
-        raw.send(&ClientFrame::Connect(ConnectRequest {
-            protocol_version: CLIENT_PROTOCOL_VERSION,
-            last_zxid_seen: 0,
-            timeout_ms: 1000,
-            session_id: 0,
-            password: vec![],
-        }))
-        .await;
+        raw.send(&connect_frame(0, vec![], 1000)).await;
         expect_closed_with(&mut raw, ErrorCode::MarshallingError).await;
 
         // A request before the handshake.
@@ -152,14 +145,7 @@ fn too_many_sessions_from_one_address_are_throttled() {
             held.push(raw);
         }
         let mut raw = RawSession::open(&server).await;
-        raw.send(&ClientFrame::Connect(ConnectRequest {
-            protocol_version: CLIENT_PROTOCOL_VERSION,
-            last_zxid_seen: 0,
-            timeout_ms: 1000,
-            session_id: 0,
-            password: vec![],
-        }))
-        .await;
+        raw.send(&connect_frame(0, vec![], 1000)).await;
         expect_closed_with(&mut raw, ErrorCode::Throttled).await;
         // A slot frees when a stream ends.
         let gone = held.pop().unwrap();
@@ -167,14 +153,7 @@ fn too_many_sessions_from_one_address_are_throttled() {
         let mut ok = false;
         for _ in 0..100 {
             let mut raw = RawSession::open(&server).await;
-            raw.send(&ClientFrame::Connect(ConnectRequest {
-                protocol_version: CLIENT_PROTOCOL_VERSION,
-                last_zxid_seen: 0,
-                timeout_ms: 1000,
-                session_id: 0,
-                password: vec![],
-            }))
-            .await;
+            raw.send(&connect_frame(0, vec![], 1000)).await;
             if matches!(raw.next().await, Some(ServerFrame::Connected(_))) {
                 ok = true;
                 break;

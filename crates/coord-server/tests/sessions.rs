@@ -73,13 +73,7 @@ fn a_silent_session_expires_and_its_ephemerals_go() {
         // Resuming it is refused.
         let mut again = RawSession::open(&server).await;
         again
-            .send(&ClientFrame::Connect(ConnectRequest {
-                protocol_version: CLIENT_PROTOCOL_VERSION,
-                last_zxid_seen: 0,
-                timeout_ms: 400,
-                session_id: resp.session_id,
-                password: resp.password,
-            }))
+            .send(&connect_frame(resp.session_id, resp.password, 400))
             .await;
         assert!(matches!(
             again.next().await,
@@ -133,13 +127,7 @@ fn a_session_resumes_on_a_new_connection_and_the_old_one_is_told_it_moved() {
         assert!(matches!(r, ReplyBody::Ok(_)));
         let mut second = RawSession::open(&server).await;
         second
-            .send(&ClientFrame::Connect(ConnectRequest {
-                protocol_version: CLIENT_PROTOCOL_VERSION,
-                last_zxid_seen: 0,
-                timeout_ms: 2000,
-                session_id: resp.session_id,
-                password: b"wrong".to_vec(),
-            }))
+            .send(&connect_frame(resp.session_id, b"wrong".to_vec(), 2000))
             .await;
         assert!(matches!(
             second.next().await,
@@ -150,13 +138,7 @@ fn a_session_resumes_on_a_new_connection_and_the_old_one_is_told_it_moved() {
         ));
         let mut second = RawSession::open(&server).await;
         second
-            .send(&ClientFrame::Connect(ConnectRequest {
-                protocol_version: CLIENT_PROTOCOL_VERSION,
-                last_zxid_seen: 0,
-                timeout_ms: 2000,
-                session_id: resp.session_id,
-                password: resp.password.clone(),
-            }))
+            .send(&connect_frame(resp.session_id, resp.password.clone(), 2000))
             .await;
         let Some(ServerFrame::Connected(r2)) = second.next().await else {
             panic!("resume refused")

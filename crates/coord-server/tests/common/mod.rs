@@ -266,6 +266,17 @@ impl RawSession {
     }
 }
 
+/// The handshake frame for a new session (`session_id` 0) or a resumed one.
+pub fn connect_frame(session_id: u64, password: Vec<u8>, timeout_ms: u32) -> ClientFrame {
+    ClientFrame::Connect(ConnectRequest {
+        protocol_version: CLIENT_PROTOCOL_VERSION,
+        last_zxid_seen: 0,
+        timeout_ms,
+        session_id,
+        password,
+    })
+}
+
 pub fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
     let deadline = Instant::now() + timeout;
     while !f() {

@@ -80,6 +80,23 @@ async fn answer_status(tx: &Outbox, ctx: &ConnContext) {
     }));
 }
 
+/// Opens the client listener on `udp` and starts accepting sessions; returns the endpoint
+/// (close it to stop). Shared by the single-server and the ensemble start.
+pub fn listen(
+    udp: std::net::UdpSocket,
+    server_config: quinn::ServerConfig,
+    ctx: ConnContext,
+) -> std::io::Result<quinn::Endpoint> {
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        udp,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    actix_rt::spawn(serve(endpoint.clone(), Rc::new(ctx)));
+    Ok(endpoint)
+}
+
 /// Accepts connections until the endpoint closes.
 pub async fn serve(endpoint: quinn::Endpoint, ctx: Rc<ConnContext>) {
     while let Some(incoming) = endpoint.accept().await {

@@ -10,7 +10,7 @@
 //! ```
 
 use crate::config::Config;
-use crate::conn::{ConnContext, RoleInfo, serve};
+use crate::conn::{ConnContext, RoleInfo, listen};
 use crate::node::{LogHandle, NodeError, bind_udp, shutdown_signal};
 use crate::peer::{PeerNet, PeerNetConfig};
 use crate::persist::{Disk, EpochFiles, PersistEvent, PersistWorker};
@@ -171,10 +171,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         sessions.do_send(SetExpiring(false));
         replica.do_send(Wire { store: store.clone(), sessions, disk: worker });
 
-        let endpoint =
-            quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(client_server), client_udp, runtime)
-                .map_err(|e| NodeError::Bind(config.client_addr, e))?;
-        let ctx = Rc::new(ConnContext {
+        let ctx = ConnContext {
             config: config.clone(),
             store,
             table,
@@ -183,8 +180,9 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             per_ip: RefCell::new(HashMap::new()),
             next_conn: RefCell::new(0),
             role,
-        });
-        actix_rt::spawn(serve(endpoint.clone(), ctx));
+        };
+        let endpoint =
+            listen(client_udp, client_server, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;
         tracing::info!(id = config.id, client = %config.client_addr, peer = %me.peer_addr, "coordd serving (ensemble)");
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -7,7 +7,7 @@
 //! ```
 
 use crate::config::Config;
-use crate::conn::{ConnContext, serve};
+use crate::conn::{ConnContext, listen};
 use crate::proposer::{Durable, LogFailed, Proposer, SetStore};
 use crate::sessions::{Clock, Liveness, SessionManager, SessionTable};
 use crate::store::{Store, StoreParts};
@@ -245,14 +245,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         )
         .start();
 
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server_config),
-            udp,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|e| NodeError::Bind(config.client_addr, e))?;
-        let ctx = Rc::new(ConnContext {
+        let ctx = ConnContext {
             config: config.clone(),
             store,
             table,
@@ -268,8 +261,9 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 synced_followers: Vec::new(),
                 established: true,
             })),
-        });
-        actix_rt::spawn(serve(endpoint.clone(), ctx));
+        };
+        let endpoint =
+            listen(udp, server_config, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;
         shutdown_signal().await;
         tracing::info!("shutting down");
         endpoint.close(0u32.into(), b"server shutting down");

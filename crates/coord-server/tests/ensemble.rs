@@ -4,7 +4,7 @@
 //! every acknowledged write is present.
 
 mod common;
-use common::cluster::Cluster;
+use common::cluster::{Cluster, rt};
 use coord_client::{Client, CreateOptions};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,14 +62,6 @@ async fn verify(cluster: &Cluster, acked: &Acked) {
         c.close().await.unwrap();
     }
     assert_ne!(digest, 0);
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -4,17 +4,9 @@
 //! iproute2 (CI installs it).
 
 mod common;
-use common::cluster::Cluster;
+use common::cluster::{Cluster, rt};
 use coord_client::{Client, CreateOptions};
 use std::time::{Duration, Instant};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {

@@ -411,3 +411,12 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// A two-worker runtime for the multi-process tests.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -96,14 +96,41 @@ fn io(path: &Path, source: std::io::Error) -> LogError {
 pub struct Disk {
     log: Box<dyn LogStorage>,
     epochs: EpochFiles,
+    /// Test-only slow-disk hook (see [`FAULT_HOOKS_ENV`]).
+    fsync_delay_file: Option<PathBuf>,
 }
+
+/// When this environment variable is `1` at startup, every fsync batch first sleeps for the
+/// number of milliseconds written in `<data_dir>/fault-fsync-delay-ms` (no file: no delay).
+/// The verifier's nemesis uses it to make one server's disk slow; production never sets it.
+pub const FAULT_HOOKS_ENV: &str = "COORD_FAULT_HOOKS";
+
+/// The file the slow-disk hook reads, under the data directory.
+pub const FSYNC_DELAY_FILE: &str = "fault-fsync-delay-ms";
 
 impl Disk {
     /// A disk over `log` with epoch files in `epoch_dir`.
     pub fn new(log: Box<dyn LogStorage>, epoch_dir: &Path) -> Disk {
+        let hooks = std::env::var(FAULT_HOOKS_ENV).is_ok_and(|v| v == "1");
         Disk {
             log,
             epochs: EpochFiles::new(epoch_dir),
+            fsync_delay_file: hooks.then(|| epoch_dir.join(FSYNC_DELAY_FILE)),
+        }
+    }
+
+    /// The slow-disk hook: sleeps as long as the delay file says (bounded to 10 s).
+    fn fault_delay(&self) {
+        let Some(path) = &self.fsync_delay_file else {
+            return;
+        };
+        let ms = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(10_000);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         }
     }
 
@@ -140,6 +167,7 @@ impl Disk {
 
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
+        self.fault_delay();
         self.log.sync()
     }
 

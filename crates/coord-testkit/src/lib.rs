@@ -1,0 +1,1 @@
+//! Local ensembles of real `coordd` processes for tests and the verifier.

@@ -125,6 +125,11 @@ pub struct Args {
     /// Skip creating the keys (they exist from an earlier run).
     #[arg(long)]
     pub no_setup: bool,
+    /// Coord only: give every session its own QUIC connection. By default the sessions of
+    /// this process share one connection per server (coord-client's `Transport`), as an
+    /// application running many sessions would.
+    #[arg(long)]
+    pub connection_per_session: bool,
     /// Client runtime worker threads [default: available CPUs].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
@@ -196,6 +201,10 @@ fn check_loopback(servers: &str, target: Target) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The same allocator as `coordd` (mimalloc); it serves the ZooKeeper client equally.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -41,8 +41,10 @@ pub async fn run(plan: Plan) -> Result<(), String> {
 async fn connect_all(plan: &Plan, n: u32) -> Result<Vec<Conn>, String> {
     let started = Instant::now();
     let target = plan.args.target;
+    let transport = Conn::transport(target, &plan.servers, &plan.ca_pem)?
+        .filter(|_| !plan.args.connection_per_session);
     let conns: Vec<Result<Conn, String>> = futures::stream::iter(0..n)
-        .map(|_| Conn::connect(target, &plan.servers, &plan.ca_pem))
+        .map(|_| Conn::connect(target, &plan.servers, &plan.ca_pem, transport.as_ref()))
         .buffer_unordered(CONNECT_PARALLELISM)
         .collect()
         .await;

@@ -56,15 +56,45 @@ pub enum Conn {
 }
 
 impl Conn {
+    fn coord_config(servers: &str, ca: &[u8]) -> Result<coord_client::ClientConfig, String> {
+        Ok(
+            coord_client::ClientConfig::with_ca_pem(servers, ca.to_vec())
+                .map_err(|e| format!("coord config: {e}"))?
+                .session_timeout(SESSION_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT),
+        )
+    }
+
+    /// Connections that Coord sessions can share (one per server); `None` for ZooKeeper,
+    /// whose sessions each have their own TCP connection.
+    pub fn transport(
+        target: Target,
+        servers: &str,
+        ca: &[u8],
+    ) -> Result<Option<coord_client::Transport>, String> {
+        match target {
+            Target::Coord => coord_client::Transport::new(&Conn::coord_config(servers, ca)?)
+                .map(Some)
+                .map_err(|e| format!("coord transport: {e}")),
+            Target::Zk => Ok(None),
+        }
+    }
+
     /// Opens one session to `servers` (comma-separated `host:port`). `ca` is the Coord
-    /// cluster CA (PEM bytes, read once by the caller); ZooKeeper ignores it.
-    pub async fn connect(target: Target, servers: &str, ca: &[u8]) -> Result<Conn, String> {
+    /// cluster CA (PEM bytes, read once by the caller); ZooKeeper ignores it, and `shared`,
+    /// the connections Coord sessions share (each session has its own without it).
+    pub async fn connect(
+        target: Target,
+        servers: &str,
+        ca: &[u8],
+        shared: Option<&coord_client::Transport>,
+    ) -> Result<Conn, String> {
         match target {
             Target::Coord => {
-                let cfg = coord_client::ClientConfig::with_ca_pem(servers, ca.to_vec())
-                    .map_err(|e| format!("coord config: {e}"))?
-                    .session_timeout(SESSION_TIMEOUT)
-                    .connect_timeout(CONNECT_TIMEOUT);
+                let mut cfg = Conn::coord_config(servers, ca)?;
+                if let Some(t) = shared {
+                    cfg = cfg.transport(t.clone());
+                }
                 coord_client::Client::connect(cfg)
                     .await
                     .map(Conn::Coord)

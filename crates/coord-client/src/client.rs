@@ -126,6 +126,16 @@ impl Client {
         *self.inner.shared.default_watcher.lock() = Some(Arc::new(f));
     }
 
+    /// Calls `f` with the zxid of every reply to a call of this client (successful or not),
+    /// from the session task, in the order frames arrive and interleaved in that order with
+    /// the calls of [`Client::set_default_watcher`]; for a history recorder that needs each
+    /// reply's zxid and where events fell between replies. Internal requests (pings, watch
+    /// re-registration) are not reported. Keep `f` short; it must not block. Replaces any
+    /// previous observer.
+    pub fn set_reply_observer(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+        *self.inner.shared.reply_observer.lock() = Some(Arc::new(f));
+    }
+
     async fn call(&self, request: Request, watch: Option<WatchSink>) -> Result<Response, Error> {
         let shared = &self.inner.shared;
         if !shared.state.borrow().is_alive() {

@@ -30,6 +30,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Largest frame accepted from the server or sent to it, in bytes.
     pub max_frame: usize,
+    /// Connections shared with other sessions; `None`: this session's own.
+    pub transport: Option<crate::Transport>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("session_timeout", &self.session_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_frame", &self.max_frame)
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -68,6 +71,7 @@ impl ClientConfig {
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_frame: DEFAULT_MAX_FRAME,
+            transport: None,
         })
     }
 
@@ -99,6 +103,13 @@ impl ClientConfig {
     /// Sets the frame size limit.
     pub fn max_frame(mut self, bytes: usize) -> ClientConfig {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Runs the session over `transport`, whose connections other sessions share
+    /// (see [`crate::Transport`]).
+    pub fn transport(mut self, transport: crate::Transport) -> ClientConfig {
+        self.transport = Some(transport);
         self
     }
 

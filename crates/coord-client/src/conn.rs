@@ -28,6 +28,7 @@ use crate::session::{
     Command, INITIAL_BACKOFF, MAX_BACKOFF, MIN_TIMEOUT, SessionState, Shared, WatchSink,
     attempt_limit, jitter, requested_timeout_ms, shuffled,
 };
+use crate::transport::ConnRef;
 use crate::watches::{OneShotKind, WatchManager};
 use coord_proto::frame::HEADER_LEN;
 use coord_proto::{
@@ -129,7 +130,7 @@ enum End {
 
 /// One live connection.
 struct Live {
-    conn: quinn::Connection,
+    conn: ConnRef,
     out: mpsc::UnboundedSender<Vec<u8>>,
     frames: mpsc::Receiver<Incoming>,
     tasks: Vec<JoinHandle<()>>,
@@ -155,7 +156,6 @@ impl Drop for Live {
         for t in &self.tasks {
             t.abort();
         }
-        self.conn.close(0u32.into(), b"");
     }
 }
 
@@ -345,9 +345,9 @@ impl Driver {
         for p in live.pending.drain(..) {
             fail(p.waiter, &err);
         }
-        if matches!(end, End::Closed) {
+        if matches!(end, End::Closed) && !self.connector.is_shared() {
             // Let the server close first (it does after CloseSession), so nothing lingers.
-            let _ = tokio::time::timeout(Duration::from_millis(50), live.conn.closed()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), live.conn.conn.closed()).await;
         }
         end
     }
@@ -371,6 +371,13 @@ impl Driver {
                 self.shared.last_zxid.fetch_max(zxid, Ordering::Relaxed);
                 match p.waiter {
                     Waiter::Call { after, reply } => {
+                        let observer = self.shared.reply_observer.lock().clone();
+                        if let Some(observe) = observer {
+                            let call = std::panic::AssertUnwindSafe(|| observe(zxid));
+                            if std::panic::catch_unwind(call).is_err() {
+                                tracing::error!("the reply observer panicked");
+                            }
+                        }
                         let result = self.complete(after, body);
                         let _ = reply.send(result);
                     }

@@ -1,16 +1,14 @@
 //! Establishing one connection: resolve, QUIC + TLS handshake, open the session stream, send
 //! `Connect`, read `Connected` or `Refused`. Also the per-connection reader and writer tasks.
 
-use crate::config::{ClientConfig, split_host_port};
+use crate::config::ClientConfig;
 use crate::error::Error;
-use crate::tls;
+use crate::transport::{ConnRef, Transport};
 use coord_proto::io::read_frame;
 use coord_proto::{
     ClientFrame, ConnectRequest, ConnectResponse, ErrorCode, ServerFrame, ServerStatus, frame,
 };
 use rkyv::util::AlignedVec;
-use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the reader task hands the session driver: a frame, or why the connection is unusable.
@@ -18,8 +16,9 @@ pub(crate) type Incoming = Result<ServerFrame, Error>;
 
 /// An established session stream.
 pub(crate) struct Link {
-    /// The QUIC connection (closed when the link is dropped by the driver).
-    pub(crate) conn: quinn::Connection,
+    /// The QUIC connection (let go when the link is dropped by the driver; closed when no
+    /// other session holds it).
+    pub(crate) conn: ConnRef,
     /// Client-to-server half of the session stream.
     pub(crate) send: quinn::SendStream,
     /// Server-to-client half of the session stream.
@@ -30,66 +29,29 @@ pub(crate) struct Link {
     pub(crate) server: String,
 }
 
-/// Makes connections to the servers of one client; owns its UDP endpoints.
+/// Makes session streams to the servers of one client, over its [`Transport`].
 pub(crate) struct Connector {
-    quic: quinn::ClientConfig,
+    transport: Transport,
     max_frame: usize,
-    v4: Option<quinn::Endpoint>,
-    v6: Option<quinn::Endpoint>,
 }
 
 impl Connector {
-    /// A connector for `cfg`; QUIC keep-alives keep a healthy connection open, and a server
-    /// silent past the idle timeout is given up on.
+    /// A connector for `cfg`: over `cfg.transport` when one is given, else over a transport of
+    /// its own.
     pub(crate) fn new(cfg: &ClientConfig) -> Result<Connector, Error> {
-        // A server that answers nothing (not even QUIC keep-alives, every 250 ms) for 1 s is
-        // taken for dead, so a client on a crashed leader moves on quickly.
-        let idle = Duration::from_secs(1).min(cfg.session_timeout.max(Duration::from_millis(500)));
+        let transport = match &cfg.transport {
+            Some(t) => t.clone(),
+            None => Transport::private(cfg)?,
+        };
         Ok(Connector {
-            quic: tls::quic_client_config(&cfg.ca_pem, idle)?,
+            transport,
             max_frame: cfg.max_frame,
-            v4: None,
-            v6: None,
         })
     }
 
-    fn endpoint(&mut self, addr: SocketAddr) -> Result<quinn::Endpoint, Error> {
-        let slot = if addr.is_ipv4() {
-            &mut self.v4
-        } else {
-            &mut self.v6
-        };
-        if let Some(ep) = slot {
-            return Ok(ep.clone());
-        }
-        let ep = tls::bind_endpoint(addr).map_err(|e| {
-            Error::with_message(
-                ErrorCode::ConnectionLoss,
-                format!("cannot bind a UDP socket: {e}"),
-            )
-        })?;
-        *slot = Some(ep.clone());
-        Ok(ep)
-    }
-
-    /// Resolves `server` and completes a QUIC/TLS handshake with it.
-    async fn quic_connect(&mut self, server: &str) -> Result<quinn::Connection, Error> {
-        let loss = |what: &str, e: &dyn std::fmt::Display| {
-            Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
-        };
-        let (host, port) = split_host_port(server)?;
-        tls::server_name(host)?;
-        let addr = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| loss("cannot resolve", &e))?
-            .next()
-            .ok_or_else(|| loss("cannot resolve", &"no address"))?;
-        let endpoint = self.endpoint(addr)?;
-        endpoint
-            .connect_with(self.quic.clone(), addr, host)
-            .map_err(|e| loss("cannot connect", &e))?
-            .await
-            .map_err(|e| loss("QUIC/TLS handshake failed", &e))
+    /// Whether the connections are shared with other sessions.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.transport.is_shared()
     }
 
     /// Connects to `server` and performs the session handshake. A `Refused` answer becomes an
@@ -100,11 +62,8 @@ impl Connector {
         server: &str,
         request: ConnectRequest,
     ) -> Result<Link, Error> {
-        let conn = self.quic_connect(server).await?;
-        let result = self.handshake(&conn, server, request).await;
-        if result.is_err() {
-            conn.close(0u32.into(), b"handshake failed");
-        }
+        let conn = self.transport.connect(server).await?;
+        let result = self.handshake(&conn.conn, server, request).await;
         let (send, recv, response) = result?;
         Ok(Link {
             conn,
@@ -163,8 +122,9 @@ impl Connector {
         let loss = |what: &str, e: &dyn std::fmt::Display| {
             Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
         };
-        let conn = self.quic_connect(server).await?;
+        let conn = self.transport.connect(server).await?;
         let (mut send, mut recv) = conn
+            .conn
             .open_bi()
             .await
             .map_err(|e| loss("cannot open a stream", &e))?;
@@ -175,7 +135,7 @@ impl Connector {
             .map_err(|e| loss("cannot send", &e))?;
         let mut buf = AlignedVec::<16>::new();
         let got = read_frame(&mut recv, &mut buf, self.max_frame).await;
-        conn.close(0u32.into(), b"");
+        drop(conn);
         match got {
             Ok(true) => {}
             Ok(false) => return Err(loss("status", &"the server closed the stream")),
@@ -196,9 +156,7 @@ impl Connector {
 
     /// Lets the close frames of closed connections leave, briefly.
     pub(crate) async fn drain(&self) {
-        for ep in [&self.v4, &self.v6].into_iter().flatten() {
-            let _ = tokio::time::timeout(Duration::from_millis(100), ep.wait_idle()).await;
-        }
+        self.transport.drain().await;
     }
 }
 

@@ -39,6 +39,7 @@ mod error;
 mod options;
 mod session;
 mod tls;
+mod transport;
 mod watches;
 
 pub use client::{Client, PersistentWatch, Watch};
@@ -51,6 +52,7 @@ pub use error::Error;
 pub use options::{CreateOptions, digest_id};
 pub use session::SessionState;
 pub use tls::ALPN;
+pub use transport::Transport;
 
 /// Asks one server for its status ([`coord_proto::ServerStatus`]: role, epoch, zxid, leader,
 /// followers in sync, tree digest) without opening a session, so it answers while the

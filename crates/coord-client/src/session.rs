@@ -48,6 +48,10 @@ impl SessionState {
 /// A user callback receiving every watch event of a client.
 pub(crate) type Callback = Arc<dyn Fn(WatchedEvent) + Send + Sync>;
 
+/// A user callback receiving the zxid of every reply to a call (see
+/// [`crate::Client::set_reply_observer`]).
+pub(crate) type ReplyObserver = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Where a watch created by a call delivers its events.
 pub(crate) enum WatchSink {
     /// A one-shot watch (`exists_w`, `get_data_w`, `get_children_w`).
@@ -79,6 +83,7 @@ pub(crate) struct Shared {
     /// The highest zxid seen in any reply; sent on reconnect so no server behind it serves us.
     pub(crate) last_zxid: AtomicU64,
     pub(crate) default_watcher: Mutex<Option<Callback>>,
+    pub(crate) reply_observer: Mutex<Option<ReplyObserver>>,
 }
 
 impl Shared {
@@ -195,6 +200,7 @@ fn spawn_driver(
         timeout_ms: AtomicU64::new(link.response.timeout_ms as u64),
         last_zxid: AtomicU64::new(0),
         default_watcher: Mutex::new(None),
+        reply_observer: Mutex::new(None),
     });
     let (tx, cmds) = mpsc::unbounded_channel();
     let driver = Driver::new(cfg, connector, shared.clone(), cmds);

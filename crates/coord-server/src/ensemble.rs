@@ -100,7 +100,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let (peer_server, peer_client) = tls::peer_configs(&tls_files)?;
     let client_udp = bind_udp(config.client_addr)?;
     let peer_udp = bind_udp(me.peer_addr)?;
-    let client_server = tls::client_server_config(&tls_files, 64)?;
+    let client_server = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
     let peers: HashMap<u64, std::net::SocketAddr> = config
         .members
         .iter()

@@ -190,7 +190,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let epoch = read_epoch(&config.epoch_file())?.max(recovered.last_logged.epoch()) + 1;
     write_epoch(&config.epoch_file(), epoch)?;
     let udp = bind_udp(config.client_addr)?;
-    let server_config = tls::client_server_config(&tls_files, 64)?;
+    let server_config = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
     tracing::info!(id = config.id, epoch, addr = %config.client_addr, "coordd serving");
 
     let system = actix_rt::System::new();

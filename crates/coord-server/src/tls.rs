@@ -245,6 +245,10 @@ pub fn client_server_config(
     Ok(server)
 }
 
+/// Session streams one client connection may have open at once: a client process may run
+/// many sessions over one connection (coord-client's shared `Transport`).
+pub const MAX_SESSIONS_PER_CONNECTION: u32 = 1024;
+
 /// ALPN protocol id of the peer (server-to-server) protocol.
 pub const PEER_ALPN: &[u8] = b"coord-peer/1";
 

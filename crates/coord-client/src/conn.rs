@@ -285,7 +285,14 @@ impl Driver {
             self.submit(&mut live, cmd);
         }
         live.flush();
-        self.shared.state.send_replace(SessionState::Connected);
+        // Notify only on a change: the first connection was published as Connected already,
+        // and a watcher of `state_events` must be able to take every notification that
+        // shows Connected as a disconnect and resume it did not see in between.
+        self.shared.state.send_if_modified(|state| {
+            let changed = *state != SessionState::Connected;
+            *state = SessionState::Connected;
+            changed
+        });
 
         let mut cmds = Vec::new();
         let end = loop {

@@ -99,12 +99,13 @@ pub(crate) fn bind_endpoint(for_addr: SocketAddr) -> std::io::Result<quinn::Endp
     }
     socket.bind(&local.into())?;
     let socket: UdpSocket = socket.into();
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
+    // Datagrams no larger than an Ethernet MTU (path-MTU discovery stops at 1452 bytes by
+    // default): this sizes quinn's receive buffers at ~3 MiB instead of ~128 MiB.
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(1500)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    quinn::Endpoint::new(config, None, socket, Arc::new(quinn::TokioRuntime))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn listen(
     ctx: ConnContext,
 ) -> std::io::Result<quinn::Endpoint> {
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        crate::tls::endpoint_config(),
         Some(server_config),
         udp,
         Arc::new(quinn::TokioRuntime),

@@ -120,7 +120,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
 
         let runtime = Arc::new(quinn::TokioRuntime);
         let peer_endpoint =
-            quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(peer_server), peer_udp, runtime.clone())
+            quinn::Endpoint::new(crate::tls::endpoint_config(), Some(peer_server), peer_udp, runtime.clone())
                 .map_err(|e| NodeError::Bind(me.peer_addr, e))?;
         // PeerNet needs the replica as its sink and the replica needs PeerNet: create the
         // replica's context first.

@@ -5,9 +5,9 @@
 //! - every ACL stored on a node passed [`fixup_acl`]: non-empty, no `auth` entries (expanded
 //!   into the creator's ids), known schemes with well-formed ids, perms within
 //!   [`perms::ALL`], no duplicate entries;
-//! - every node's `Arc<[Acl]>` is the interner's copy while the node is in the tree.
+//! - every node's [`AclRef`] is the interner's copy while the node is in the tree.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -148,44 +148,48 @@ pub fn digest_id(user_password: &str) -> Result<String, TreeError> {
     ))
 }
 
+/// A node's ACL as the tree holds it: one shared, reference-counted list (a thin pointer, so a
+/// node pays 8 bytes for it).
+pub(crate) type AclRef = Arc<Vec<Acl>>;
+
 /// Shares equal ACLs between nodes.
 ///
-/// Why an interned `Arc<[Acl]>` rather than ZooKeeper's `ReferenceCountedACLCache` (a `long`
-/// id per node and a refcounted id table): the few distinct ACLs of a real tree are stored
-/// once either way, and the Arc's own count replaces the table's hand-kept refcounts (a
-/// classic source of leaks in ZooKeeper). A node pays 16 bytes instead of 8, and reads need
-/// no table lookup. Snapshots still write an id table (see `snapshot.rs`).
-#[derive(Debug, Default)]
+/// Why an interned [`AclRef`] rather than ZooKeeper's `ReferenceCountedACLCache` (a `long` id
+/// per node and a refcounted id table): the few distinct ACLs of a real tree are stored once
+/// either way, and the Arc's own count replaces the table's hand-kept refcounts (a classic
+/// source of leaks in ZooKeeper). A node pays 8 bytes, as with an id, and reads need no table
+/// lookup. Snapshots still write an id table (see `snapshot.rs`).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct AclInterner {
-    set: HashSet<Arc<[Acl]>>,
+    set: HashMap<Vec<Acl>, AclRef>,
 }
 
 impl AclInterner {
     /// The shared copy of `acl`.
-    pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+    pub fn intern(&mut self, acl: &[Acl]) -> AclRef {
         if let Some(found) = self.set.get(acl) {
             return found.clone();
         }
-        let arc: Arc<[Acl]> = acl.into();
-        self.set.insert(arc.clone());
+        let arc: AclRef = Arc::new(acl.to_vec());
+        self.set.insert(acl.to_vec(), arc.clone());
         arc
     }
 
     /// Makes `acl` (from a node coming back into the tree) the shared copy, or swaps it for
     /// an equal shared one.
-    pub fn reintern(&mut self, acl: Arc<[Acl]>) -> Arc<[Acl]> {
-        if let Some(found) = self.set.get(&*acl) {
+    pub fn reintern(&mut self, acl: AclRef) -> AclRef {
+        if let Some(found) = self.set.get(acl.as_slice()) {
             return found.clone();
         }
-        self.set.insert(acl.clone());
+        self.set.insert(acl.to_vec(), acl.clone());
         acl
     }
 
     /// Called as a node leaves the tree or drops `acl`: forgets the entry if that node held
     /// the last reference besides the interner's own.
-    pub fn release(&mut self, acl: &Arc<[Acl]>) {
+    pub fn release(&mut self, acl: &AclRef) {
         if Arc::strong_count(acl) == 2 {
-            self.set.remove(&**acl);
+            self.set.remove(acl.as_slice());
         }
     }
 

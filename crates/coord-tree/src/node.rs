@@ -8,10 +8,10 @@
 //! - `Stat::ephemeral_owner` is derived from [`NodeKind::Ephemeral`] (0 for every other kind),
 //!   so an ephemeral node always has exactly one owner and no other node has one.
 
+use crate::acl::AclRef;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use coord_proto::{Acl, Stat};
+use coord_proto::Stat;
 
 /// The stored part of a [`Stat`] (everything that is not derived from the node's contents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,17 +55,64 @@ pub(crate) enum NodeKind {
     Ttl { ttl_ms: i64 },
 }
 
+/// The names of a node's children, sorted. Most nodes are leaves, so the set is boxed and
+/// absent while empty: a leaf pays 8 bytes for it instead of 24.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Children(Option<Box<BTreeSet<Box<str>>>>);
+
+impl Children {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.len())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|s| s.contains(name))
+    }
+
+    pub fn insert(&mut self, name: Box<str>) -> bool {
+        self.0.get_or_insert_with(Box::default).insert(name)
+    }
+
+    /// Removes `name`; the set is freed when it empties.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(set) = self.0.as_mut() else {
+            return false;
+        };
+        let removed = set.remove(name);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Box<str>> {
+        self.0.iter().flat_map(|s| s.iter())
+    }
+}
+
+impl Extend<Box<str>> for Children {
+    fn extend<I: IntoIterator<Item = Box<str>>>(&mut self, names: I) {
+        for name in names {
+            self.insert(name);
+        }
+    }
+}
+
 /// One znode.
 ///
 /// Memory: the path is the key of the tree's map and is not repeated here; the children are
 /// kept by name in a `BTreeSet` (no allocation while empty, names come out sorted); the ACL is
-/// an interned `Arc<[Acl]>` shared with every node that has an equal ACL (see
+/// an interned [`AclRef`] shared with every node that has an equal ACL (see
 /// [`crate::acl::AclInterner`] for why this rather than ZooKeeper's id table).
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub data: Box<[u8]>,
-    pub acl: Arc<[Acl]>,
-    pub children: BTreeSet<Box<str>>,
+    pub acl: AclRef,
+    pub children: Children,
     pub stat: StatCore,
     pub kind: NodeKind,
     /// Hash of (path, data), cached so a metadata change does not rehash the data.

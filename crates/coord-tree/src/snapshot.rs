@@ -140,7 +140,7 @@ impl DataTree {
         let mut paths: Vec<&str> = self.nodes.keys().map(|p| &**p).collect();
         paths.sort_unstable();
         // ACL ids in order of first use along sorted paths; the pointer map is lookup-only.
-        let mut acl_ids: HashMap<*const [Acl], u32> = HashMap::new();
+        let mut acl_ids: HashMap<*const Vec<Acl>, u32> = HashMap::new();
         let mut acls: Vec<Vec<Acl>> = Vec::new();
         for path in &paths {
             let acl = &self.nodes[*path].acl;
@@ -331,7 +331,7 @@ impl DataTree {
             },
             kind,
         };
-        self.nodes.insert(path, node);
+        self.nodes.insert(path, Box::new(node));
         Ok(())
     }
 

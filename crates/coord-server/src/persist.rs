@@ -238,6 +238,11 @@ impl PersistWorker {
                                     break 'outer;
                                 }
                                 tracing::info!(zxid = format_args!("0x{zxid:x}"), "snapshot saved");
+                                drop(bytes);
+                                // The buffer came from the snapshot thread, which has exited:
+                                // its pages sit in an abandoned mimalloc heap until collected.
+                                // SAFETY: mi_collect has no preconditions.
+                                unsafe { libmimalloc_sys::mi_collect(true) };
                             }
                             Cmd::Purge(keep) => {
                                 if let Err(e) = disk.log.purge(keep) {

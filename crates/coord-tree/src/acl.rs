@@ -193,6 +193,12 @@ impl AclInterner {
         }
     }
 
+    /// Forgets the ACLs no node holds any more (see [`AclInterner::release`]: a node that
+    /// left the tree while a snapshot view still shared its core could not release its ACL).
+    pub fn prune(&mut self) {
+        self.set.retain(|_, acl| Arc::strong_count(acl) > 1);
+    }
+
     /// Number of distinct ACLs held.
     #[cfg(test)]
     pub fn len(&self) -> usize {

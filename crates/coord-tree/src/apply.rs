@@ -325,7 +325,6 @@ impl DataTree {
             }
         };
         let node = self.new_node(
-            &path,
             data.into(),
             &acl,
             StatCore::created(cx.zxid, cx.time_ms),

@@ -42,17 +42,17 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Hash of a node's path and data (cached in [`Node::data_hash`]).
-pub(crate) fn data_hash(path: &str, data: &[u8]) -> u64 {
+/// Hash of a node's path and data.
+fn data_hash(path: &str, data: &[u8]) -> u64 {
     let mut h = Fnv(FNV_OFFSET);
     h.field(path.as_bytes());
     h.field(data);
     h.0
 }
 
-/// The contribution of one node to the tree digest.
-pub(crate) fn node_hash(node: &Node) -> u64 {
-    let mut h = Fnv(node.data_hash);
+/// The contribution of the node at `path` to the tree digest.
+pub(crate) fn node_hash(path: &str, node: &Node) -> u64 {
+    let mut h = Fnv(data_hash(path, &node.data));
     let s = node.stat();
     for v in [
         s.czxid,

@@ -32,7 +32,7 @@ mod watch;
 
 pub use acl::digest_id;
 pub use apply::{ApplyOutcome, Change, MAX_TTL_MS};
-pub use snapshot::SNAPSHOT_VERSION;
+pub use snapshot::{SNAPSHOT_VERSION, SnapshotView};
 pub use tree::DataTree;
 pub use txn::{Txn, TxnBody};
 pub use watch::{WatchKind, WatchManager};

@@ -1,8 +1,6 @@
 //! The in-memory znode and its compact metadata.
 //!
 //! Invariants:
-//! - `Node::data_hash == digest::data_hash(path, &node.data)` for the path the node is stored
-//!   under (kept by [`crate::DataTree`]'s mutation helpers, which are the only writers);
 //! - `Stat::num_children` and `Stat::data_length` are never stored: they are derived from
 //!   `children.len()` and `data.len()`, so they cannot disagree with the node;
 //! - `Stat::ephemeral_owner` is derived from [`NodeKind::Ephemeral`] (0 for every other kind),
@@ -10,6 +8,7 @@
 
 use crate::acl::AclRef;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use coord_proto::Stat;
 
@@ -57,6 +56,8 @@ pub(crate) enum NodeKind {
 
 /// The names of a node's children, sorted. Most nodes are leaves, so the set is boxed and
 /// absent while empty: a leaf pays 8 bytes for it instead of 24.
+// The box is the point: 8 bytes in every node instead of a 24-byte BTreeSet header.
+#[allow(clippy::box_collection)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Children(Option<Box<BTreeSet<Box<str>>>>);
 
@@ -102,24 +103,68 @@ impl Extend<Box<str>> for Children {
     }
 }
 
+/// What a znode holds besides its children: shared (copy-on-write) between the tree and the
+/// snapshot views taken from it, so a snapshot costs the tree one reference count per node
+/// and its serialization runs on another thread while the tree moves on.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeCore {
+    pub data: Box<[u8]>,
+    pub acl: AclRef,
+    pub stat: StatCore,
+    pub kind: NodeKind,
+}
+
+impl NodeCore {
+    /// The owning session of an ephemeral node, else 0.
+    pub fn ephemeral_owner(&self) -> u64 {
+        match self.kind {
+            NodeKind::Ephemeral { owner } => owner,
+            _ => 0,
+        }
+    }
+}
+
 /// One znode.
 ///
 /// Memory: the path is the key of the tree's map and is not repeated here; the children are
 /// kept by name in a `BTreeSet` (no allocation while empty, names come out sorted); the ACL is
 /// an interned [`AclRef`] shared with every node that has an equal ACL (see
-/// [`crate::acl::AclInterner`] for why this rather than ZooKeeper's id table).
+/// [`crate::acl::AclInterner`] for why this rather than ZooKeeper's id table). Reading a
+/// field goes through `Deref` to the core; writing one through `DerefMut`, which copies the
+/// core first if a snapshot view still holds it.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    pub data: Box<[u8]>,
-    pub acl: AclRef,
+    core: Arc<NodeCore>,
     pub children: Children,
-    pub stat: StatCore,
-    pub kind: NodeKind,
-    /// Hash of (path, data), cached so a metadata change does not rehash the data.
-    pub data_hash: u64,
+}
+
+impl std::ops::Deref for Node {
+    type Target = NodeCore;
+    fn deref(&self) -> &NodeCore {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut NodeCore {
+        Arc::make_mut(&mut self.core)
+    }
 }
 
 impl Node {
+    /// A childless node.
+    pub fn new(core: NodeCore) -> Node {
+        Node {
+            core: Arc::new(core),
+            children: Children::default(),
+        }
+    }
+
+    /// The shared core (for snapshot views).
+    pub fn core(&self) -> &Arc<NodeCore> {
+        &self.core
+    }
+
     /// The full ZooKeeper `Stat` of this node.
     pub fn stat(&self) -> Stat {
         let s = &self.stat;
@@ -139,14 +184,6 @@ impl Node {
             num_children: u32::try_from(self.children.len()).unwrap_or(u32::MAX),
         }
     }
-
-    /// The owning session of an ephemeral node, else 0.
-    pub fn ephemeral_owner(&self) -> u64 {
-        match self.kind {
-            NodeKind::Ephemeral { owner } => owner,
-            _ => 0,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -155,12 +192,14 @@ mod tests {
 
     #[test]
     fn per_node_overhead_stays_small() {
-        // 16 data + 16 ACL + 24 children + 64 stat + 16 kind + 8 hash: a million nodes cost
-        // about 144 MB of node structs before paths and data. Guard against regressions.
+        // In the table: the core pointer and the (boxed, optional) children set. The core:
+        // 16 data + 8 ACL + 56 stat + 16 kind, plus the Arc's two counts (a 112-byte
+        // allocation). Guard against regressions.
+        assert_eq!(std::mem::size_of::<Node>(), 16);
         assert!(
-            std::mem::size_of::<Node>() <= 144,
-            "Node is {} bytes",
-            std::mem::size_of::<Node>()
+            std::mem::size_of::<NodeCore>() <= 96,
+            "NodeCore is {} bytes",
+            std::mem::size_of::<NodeCore>()
         );
     }
 }

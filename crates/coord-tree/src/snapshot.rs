@@ -23,8 +23,7 @@ use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::TreeError;
-use crate::digest::data_hash;
-use crate::node::{Node, NodeKind, StatCore};
+use crate::node::{Node, NodeCore, NodeKind, StatCore};
 use crate::tree::{DataTree, Session};
 
 /// Format version written by this build (the second header field, after the magic).
@@ -132,44 +131,62 @@ fn inconsistent(msg: String) -> TreeError {
     TreeError::SnapshotInconsistent(msg)
 }
 
-impl DataTree {
-    /// Serializes the whole replicated state (format above): last applied zxid, digest,
-    /// every node with data, Stat, ACL and kind, and every session with its timeout and
-    /// password. Deterministic: equal trees give equal bytes.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut paths: Vec<&str> = self.nodes.keys().map(|p| &**p).collect();
-        paths.sort_unstable();
+/// The tree frozen at one zxid (see [`DataTree::snapshot_view`]); `Send`, so it can be
+/// serialized away from the thread that applies txns.
+pub struct SnapshotView {
+    last_applied: u64,
+    digest: u64,
+    sessions: Vec<SnapSession>,
+    nodes: Vec<(Box<str>, Arc<NodeCore>)>,
+}
+
+impl SnapshotView {
+    /// The zxid of the last txn the view includes.
+    pub fn last_applied(&self) -> Zxid {
+        Zxid(self.last_applied)
+    }
+
+    /// Number of nodes in the view.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The snapshot bytes (format above), exactly as [`DataTree::snapshot`] gives them.
+    pub fn serialize(mut self) -> Vec<u8> {
+        self.nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // ACL ids in order of first use along sorted paths; the pointer map is lookup-only.
         let mut acl_ids: HashMap<*const Vec<Acl>, u32> = HashMap::new();
         let mut acls: Vec<Vec<Acl>> = Vec::new();
-        for path in &paths {
-            let acl = &self.nodes[*path].acl;
-            acl_ids.entry(Arc::as_ptr(acl)).or_insert_with(|| {
-                acls.push(acl.to_vec());
+        for (_, n) in &self.nodes {
+            acl_ids.entry(Arc::as_ptr(&n.acl)).or_insert_with(|| {
+                acls.push(n.acl.to_vec());
                 (acls.len() - 1) as u32
             });
         }
         let header = Header {
-            last_applied: self.last_applied.0,
+            last_applied: self.last_applied,
             digest: self.digest,
-            node_count: paths.len() as u64,
+            node_count: self.nodes.len() as u64,
             acls,
-            sessions: self
-                .sessions
-                .iter()
-                .map(|(id, s)| SnapSession {
-                    id: *id,
-                    timeout_ms: s.timeout_ms,
-                    password: s.password.to_vec(),
-                })
-                .collect(),
+            sessions: std::mem::take(&mut self.sessions),
         };
-        let mut body = Vec::new();
-        push_section(&mut body, &header);
+        // One buffer, sized once (an archived node is its path and data plus ~100 bytes of
+        // fields and relative pointers): no doubling, no second copy for the preamble.
+        let estimate = self
+            .nodes
+            .iter()
+            .map(|(p, n)| p.len() + n.data.len() + 128)
+            .sum::<usize>()
+            + 64 * 1024;
+        let mut out = Vec::with_capacity(PREAMBLE + estimate);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&[0; 4]); // the body's CRC, filled in below
+        let body = &mut out;
+        push_section(body, &header);
         let mut chunk: Vec<SnapNode> = Vec::new();
         let mut chunk_bytes = 0;
-        for path in paths {
-            let n = &self.nodes[path];
+        for (path, n) in &self.nodes {
             let s = &n.stat;
             chunk_bytes += n.data.len() + path.len();
             chunk.push(SnapNode {
@@ -192,20 +209,58 @@ impl DataTree {
                 },
             });
             if chunk.len() >= CHUNK_NODES || chunk_bytes >= CHUNK_BYTES {
-                push_section(&mut body, &chunk);
+                push_section(body, &chunk);
                 chunk.clear();
                 chunk_bytes = 0;
             }
         }
         if !chunk.is_empty() {
-            push_section(&mut body, &chunk);
+            push_section(body, &chunk);
         }
-        let mut out = Vec::with_capacity(PREAMBLE + body.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&out[PREAMBLE..]);
+        out[8..PREAMBLE].copy_from_slice(&crc.to_le_bytes());
         out
+    }
+}
+
+impl DataTree {
+    /// Serializes the whole replicated state (format above): last applied zxid, digest,
+    /// every node with data, Stat, ACL and kind, and every session with its timeout and
+    /// password. Deterministic: equal trees give equal bytes. Same as
+    /// `self.snapshot_view().serialize()`.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.view().serialize()
+    }
+
+    /// A frozen view of the tree as it is now, for [`SnapshotView::serialize`] on another
+    /// thread while the tree keeps applying txns. Costs one reference count and one copy of
+    /// the path per node (nodes are copy-on-write: a node changed later is copied then).
+    pub fn snapshot_view(&mut self) -> SnapshotView {
+        // A node removed while an earlier view still held its core could not release its
+        // ACL then; drop such entries now.
+        self.acls.prune();
+        self.view()
+    }
+
+    fn view(&self) -> SnapshotView {
+        SnapshotView {
+            last_applied: self.last_applied.0,
+            digest: self.digest,
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, s)| SnapSession {
+                    id: *id,
+                    timeout_ms: s.timeout_ms,
+                    password: s.password.to_vec(),
+                })
+                .collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(path, node)| (path.clone(), node.core().clone()))
+                .collect(),
+        }
     }
 
     /// Restores a tree from [`DataTree::snapshot`] bytes. Refuses (never panics on) bad
@@ -314,11 +369,9 @@ impl DataTree {
         if self.nodes.contains_key(&path) {
             return Err(inconsistent(format!("{path} listed twice")));
         }
-        let node = Node {
-            data_hash: data_hash(&path, &n.data),
+        let node = Node::new(NodeCore {
             data: n.data.into(),
             acl: self.acls.intern(acl),
-            children: Default::default(),
             stat: StatCore {
                 czxid: n.czxid,
                 mzxid: n.mzxid,
@@ -330,8 +383,8 @@ impl DataTree {
                 aversion: n.aversion,
             },
             kind,
-        };
-        self.nodes.insert(path, Box::new(node));
+        });
+        self.nodes.insert(path, node);
         Ok(())
     }
 
@@ -555,7 +608,6 @@ mod tests {
         for i in 0..(CHUNK_NODES + 10) {
             let path = format!("/n{i}");
             let node = t.new_node(
-                &path,
                 vec![1].into(),
                 &root_acl,
                 StatCore::created(1, 0),
@@ -567,5 +619,46 @@ mod tests {
         let back = DataTree::from_snapshot(&bytes).unwrap();
         assert_eq!(back.node_count(), CHUNK_NODES + 11);
         assert_eq!(back.digest(), t.digest());
+    }
+
+    #[test]
+    fn a_view_keeps_the_tree_as_it_was_while_the_tree_moves_on() {
+        let mut t = DataTree::new();
+        let acl = t.acls.intern(&Acl::open_unsafe());
+        for i in 0..50 {
+            let node = t.new_node(
+                vec![i as u8].into(),
+                &acl,
+                StatCore::created(1, 0),
+                NodeKind::Persistent,
+            );
+            t.insert_node(&format!("/n{i}"), node);
+        }
+        let before = t.snapshot();
+        let view = t.snapshot_view();
+        // Change, remove and add nodes after the view was taken.
+        t.replace_data("/n3", vec![9, 9].into());
+        t.modify("/n4", |n| n.stat.version = 7);
+        t.remove_node("/n5");
+        let node = t.new_node(
+            vec![1].into(),
+            &acl,
+            StatCore::created(2, 0),
+            NodeKind::Persistent,
+        );
+        t.insert_node("/new", node);
+        let after = t.snapshot();
+        assert_ne!(before, after);
+        assert_eq!(view.node_count(), 51);
+        // Serialized on another thread, as the server does.
+        let from_view = std::thread::spawn(move || view.serialize()).join().unwrap();
+        assert_eq!(
+            from_view, before,
+            "the view must be the tree at the moment it was taken"
+        );
+        assert_eq!(
+            DataTree::from_snapshot(&after).unwrap().digest(),
+            t.digest()
+        );
     }
 }

@@ -24,8 +24,8 @@ use coord_proto::path::{basename, parent};
 use coord_proto::{Acl, ErrorCode, Id, ReadOp, ReadResult, Stat, Zxid, perms};
 
 use crate::acl::{AclInterner, check_acl};
-use crate::digest::{data_hash, node_hash};
-use crate::node::{Children, Node, NodeKind, StatCore};
+use crate::digest::node_hash;
+use crate::node::{Node, NodeCore, NodeKind, StatCore};
 
 /// A live session, as replicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +42,9 @@ pub(crate) struct Session {
 /// same [`DataTree::digest`].
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    /// Boxed so the table holds 24-byte entries: at ~76% load a table of inline nodes wastes a
-    /// quarter of its 150-byte slots, and each doubling leaves the old table to the allocator.
-    pub(crate) nodes: HashMap<Box<str>, Box<Node>>,
+    /// A node is 16 bytes here (its core is behind an `Arc`), so the table's empty slots
+    /// cost little and a doubling leaves little to the allocator.
+    pub(crate) nodes: HashMap<Box<str>, Node>,
     pub(crate) acls: AclInterner,
     pub(crate) sessions: BTreeMap<u64, Session>,
     pub(crate) ephemerals: BTreeMap<u64, BTreeSet<Box<str>>>,
@@ -64,16 +64,14 @@ impl DataTree {
     pub fn new() -> DataTree {
         let mut tree = DataTree::empty();
         let acl = tree.acls.intern(&Acl::open_unsafe());
-        let root = Node {
+        let root = Node::new(NodeCore {
             data: Box::default(),
             acl,
-            children: Children::default(),
             stat: StatCore::default(),
             kind: NodeKind::Persistent,
-            data_hash: data_hash("/", &[]),
-        };
-        tree.digest = node_hash(&root);
-        tree.nodes.insert("/".into(), Box::new(root));
+        });
+        tree.digest = node_hash("/", &root);
+        tree.nodes.insert("/".into(), root);
         tree
     }
 
@@ -107,8 +105,8 @@ impl DataTree {
     /// there is a bug. For consistency checks and tests.
     pub fn recompute_digest(&self) -> u64 {
         self.nodes
-            .values()
-            .fold(0u64, |acc, n| acc.wrapping_add(node_hash(n)))
+            .iter()
+            .fold(0u64, |acc, (p, n)| acc.wrapping_add(node_hash(p, n)))
     }
 
     // ---- mutation primitives: the only code that changes `nodes`; each keeps every index
@@ -119,19 +117,17 @@ impl DataTree {
         let Some(node) = self.nodes.get_mut(path) else {
             return false;
         };
-        self.digest = self.digest.wrapping_sub(node_hash(node));
+        self.digest = self.digest.wrapping_sub(node_hash(path, node));
         f(node);
-        self.digest = self.digest.wrapping_add(node_hash(node));
+        self.digest = self.digest.wrapping_add(node_hash(path, node));
         true
     }
 
-    /// Replaces the data of `path` (and its cached hash). The caller updates the Stat.
+    /// Replaces the data of `path`. The caller updates the Stat.
     pub(crate) fn replace_data(&mut self, path: &str, data: Box<[u8]>) -> Box<[u8]> {
-        let hash = data_hash(path, &data);
         let mut old = Box::default();
         self.modify(path, |n| {
             old = std::mem::replace(&mut n.data, data);
-            n.data_hash = hash;
         });
         old
     }
@@ -147,7 +143,6 @@ impl DataTree {
     }
 
     /// Inserts `node` at `path`, linking it under its existing parent. The node's
-    /// `data_hash` must match `path` (see [`DataTree::new_node`]).
     pub(crate) fn insert_node(&mut self, path: &str, mut node: Node) {
         debug_assert!(
             !self.nodes.contains_key(path),
@@ -158,7 +153,10 @@ impl DataTree {
             p.children.insert(name);
         });
         assert!(linked, "insert of {path} without its parent");
-        node.acl = self.acls.reintern(node.acl);
+        let acl = self.acls.reintern(node.acl.clone());
+        if !std::sync::Arc::ptr_eq(&acl, &node.acl) {
+            node.acl = acl;
+        }
         match node.kind {
             NodeKind::Ephemeral { owner } => {
                 self.ephemerals
@@ -171,15 +169,15 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        self.digest = self.digest.wrapping_add(node_hash(&node));
-        self.nodes.insert(path.into(), Box::new(node));
+        self.digest = self.digest.wrapping_add(node_hash(path, &node));
+        self.nodes.insert(path.into(), node);
     }
 
     /// Removes the childless node at `path` and unlinks it from its parent.
     pub(crate) fn remove_node(&mut self, path: &str) -> Option<Node> {
-        let node = *self.nodes.remove(path)?;
+        let node = self.nodes.remove(path)?;
         debug_assert!(node.children.is_empty(), "remove of {path} with children");
-        self.digest = self.digest.wrapping_sub(node_hash(&node));
+        self.digest = self.digest.wrapping_sub(node_hash(path, &node));
         let name = basename(path);
         self.modify(parent(path), |p| {
             p.children.remove(name);
@@ -202,29 +200,26 @@ impl DataTree {
         Some(node)
     }
 
-    /// A new node for `path` (not yet in the tree).
+    /// A new node (not yet in the tree).
     pub(crate) fn new_node(
         &mut self,
-        path: &str,
         data: Box<[u8]>,
         acl: &[Acl],
         stat: StatCore,
         kind: NodeKind,
     ) -> Node {
-        Node {
-            data_hash: data_hash(path, &data),
+        Node::new(NodeCore {
             data,
             acl: self.acls.intern(acl),
-            children: Children::default(),
             stat,
             kind,
-        }
+        })
     }
 
     // ---- reads
 
     pub(crate) fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path).map(|n| &**n)
+        self.nodes.get(path)
     }
 
     /// The node at `path` if the caller holds any of `perm` on it.
@@ -348,11 +343,6 @@ impl DataTree {
                     "{path} lists missing child {name}"
                 );
             }
-            assert_eq!(
-                node.data_hash,
-                data_hash(path, &node.data),
-                "stale data hash at {path}"
-            );
             if &**path != "/" {
                 let p = self
                     .nodes

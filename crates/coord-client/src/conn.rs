@@ -542,46 +542,45 @@ impl Driver {
                 let s = order.remove(i);
                 order.push(s);
             }
-            for server in order {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(expired());
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(expired());
+            }
+            let request = ConnectRequest {
+                protocol_version: CLIENT_PROTOCOL_VERSION,
+                last_zxid_seen: self.shared.last_zxid.load(Ordering::Relaxed),
+                timeout_ms: requested_timeout_ms(&self.cfg),
+                session_id: self.shared.session_id.load(Ordering::Relaxed),
+                password: self.shared.password.lock().clone(),
+            };
+            // A dead server must not eat the session's remaining time: bound each attempt by
+            // a quarter of the session timeout as well (loopback or LAN handshakes take
+            // milliseconds), and the whole round by what is left of the session.
+            let quarter = (self.timeout / 4).max(Duration::from_millis(250));
+            let limit = attempt_limit(&self.cfg)
+                .min(quarter)
+                .min(RECONNECT_ATTEMPT)
+                .min(deadline - now);
+            let round = tokio::time::timeout(
+                deadline - now,
+                self.connector.race(&order, &request, limit, |code| {
+                    code == ErrorCode::SessionExpired
+                }),
+            );
+            let result = wait_serving(
+                &mut self.cmds,
+                &mut self.backlog,
+                &mut self.close_replies,
+                round,
+            )
+            .await?;
+            match result {
+                Ok(Ok(link)) => return Ok(link),
+                Ok(Err(e)) if e.code() == ErrorCode::SessionExpired => {
+                    return Err(End::Expired(e));
                 }
-                let request = ConnectRequest {
-                    protocol_version: CLIENT_PROTOCOL_VERSION,
-                    last_zxid_seen: self.shared.last_zxid.load(Ordering::Relaxed),
-                    timeout_ms: requested_timeout_ms(&self.cfg),
-                    session_id: self.shared.session_id.load(Ordering::Relaxed),
-                    password: self.shared.password.lock().clone(),
-                };
-                // A dead server must not eat the session's remaining time: bound each attempt
-                // by a quarter of the session timeout as well (loopback or LAN handshakes take
-                // milliseconds).
-                let quarter = (self.timeout / 4).max(Duration::from_millis(250));
-                let limit = attempt_limit(&self.cfg)
-                    .min(quarter)
-                    .min(RECONNECT_ATTEMPT)
-                    .min(deadline - now);
-                let attempt =
-                    tokio::time::timeout(limit, self.connector.establish(&server, request));
-                let result = wait_serving(
-                    &mut self.cmds,
-                    &mut self.backlog,
-                    &mut self.close_replies,
-                    attempt,
-                )
-                .await?;
-                match result {
-                    Ok(Ok(link)) => return Ok(link),
-                    Ok(Err(e)) if e.code() == ErrorCode::SessionExpired => {
-                        return Err(End::Expired(e));
-                    }
-                    Ok(Err(e)) => tracing::debug!("reconnect: {e}"),
-                    Err(_) => tracing::debug!(
-                        "reconnect: {server}: no answer within {} ms",
-                        limit.as_millis()
-                    ),
-                }
+                Ok(Err(e)) => tracing::debug!("reconnect: {e}"),
+                Err(_) => return Err(expired()),
             }
             let now = Instant::now();
             if now >= deadline {

@@ -8,7 +8,9 @@ use coord_proto::io::read_frame;
 use coord_proto::{
     ClientFrame, ConnectRequest, ConnectResponse, ErrorCode, ServerFrame, ServerStatus, frame,
 };
+use futures::stream::{FuturesUnordered, StreamExt};
 use rkyv::util::AlignedVec;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the reader task hands the session driver: a frame, or why the connection is unusable.
@@ -28,6 +30,11 @@ pub(crate) struct Link {
     /// The `host:port` it came from (for logs and errors).
     pub(crate) server: String,
 }
+
+/// Time between starting connection attempts to successive servers (see
+/// [`Connector::race`]): a live server on a LAN answers a QUIC handshake in a few round
+/// trips, so one silent for this long is probably down.
+pub(crate) const STAGGER: Duration = Duration::from_millis(75);
 
 /// Makes session streams to the servers of one client, over its [`Transport`].
 pub(crate) struct Connector {
@@ -58,7 +65,7 @@ impl Connector {
     /// error with the server's code (`SessionExpired`, `NotServing`, `VersionMismatch`, ...);
     /// everything else that goes wrong is `ConnectionLoss` with the reason.
     pub(crate) async fn establish(
-        &mut self,
+        &self,
         server: &str,
         request: ConnectRequest,
     ) -> Result<Link, Error> {
@@ -118,7 +125,7 @@ impl Connector {
     }
 
     /// Asks `server` for its status (no session: works while the ensemble has no quorum).
-    pub(crate) async fn status(&mut self, server: &str) -> Result<ServerStatus, Error> {
+    pub(crate) async fn status(&self, server: &str) -> Result<ServerStatus, Error> {
         let loss = |what: &str, e: &dyn std::fmt::Display| {
             Error::with_message(ErrorCode::ConnectionLoss, format!("{server}: {what}: {e}"))
         };
@@ -151,6 +158,57 @@ impl Connector {
                 ErrorCode::MarshallingError,
                 format!("{server}: status: {e}"),
             )),
+        }
+    }
+
+    /// Connects to the first of `order` that accepts `request`. Attempts are staggered: the
+    /// next server is tried [`STAGGER`] after the last attempt began (or at once when every
+    /// running attempt has failed) while the earlier ones keep running, so a server that
+    /// died silently costs one stagger instead of a whole attempt `limit`. The first success
+    /// wins and the rest are dropped; an error for which `fatal` holds ends the race.
+    pub(crate) async fn race(
+        &self,
+        order: &[String],
+        request: &ConnectRequest,
+        limit: Duration,
+        fatal: impl Fn(ErrorCode) -> bool,
+    ) -> Result<Link, Error> {
+        let mut running = FuturesUnordered::new();
+        let mut next = order.iter();
+        let mut last_err = None;
+        let mut stagger_at = tokio::time::Instant::now();
+        loop {
+            if running.is_empty() || tokio::time::Instant::now() >= stagger_at {
+                if let Some(server) = next.next() {
+                    let attempt =
+                        tokio::time::timeout(limit, self.establish(server, request.clone()));
+                    running.push(async move { (server, attempt.await) });
+                    stagger_at = tokio::time::Instant::now() + STAGGER;
+                } else if running.is_empty() {
+                    return Err(last_err.unwrap_or_else(|| {
+                        Error::with_message(ErrorCode::ConnectionLoss, "no server to try")
+                    }));
+                }
+            }
+            let more = next.len() > 0;
+            tokio::select! {
+                Some((server, result)) = running.next() => match result {
+                    Ok(Ok(link)) => return Ok(link),
+                    Ok(Err(e)) if fatal(e.code()) => return Err(e),
+                    Ok(Err(e)) => {
+                        tracing::debug!("connect: {e}");
+                        last_err = Some(e);
+                    }
+                    Err(_) => {
+                        tracing::debug!("connect: {server}: no answer within {} ms", limit.as_millis());
+                        last_err = Some(Error::with_message(
+                            ErrorCode::ConnectionLoss,
+                            format!("{server}: no answer within {} ms", limit.as_millis()),
+                        ));
+                    }
+                },
+                _ = tokio::time::sleep_until(stagger_at), if more => {}
+            }
         }
     }
 

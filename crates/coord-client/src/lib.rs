@@ -61,7 +61,7 @@ pub async fn server_status(
     cfg: &ClientConfig,
     server: &str,
 ) -> Result<coord_proto::ServerStatus, Error> {
-    let mut connector = connector::Connector::new(cfg)?;
+    let connector = connector::Connector::new(cfg)?;
     let result = tokio::time::timeout(cfg.connect_timeout, connector.status(server)).await;
     connector.drain().await;
     match result {

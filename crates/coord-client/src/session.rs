@@ -109,7 +109,7 @@ pub(crate) async fn connect(
     cfg: ClientConfig,
 ) -> Result<(Arc<Shared>, mpsc::UnboundedSender<Command>), Error> {
     cfg.validate()?;
-    let mut connector = Connector::new(&cfg)?;
+    let connector = Connector::new(&cfg)?;
     let deadline = Instant::now() + cfg.connect_timeout;
     let request = ConnectRequest {
         protocol_version: CLIENT_PROTOCOL_VERSION,
@@ -120,30 +120,22 @@ pub(crate) async fn connect(
     };
     let mut last_err = Error::with_message(ErrorCode::ConnectionLoss, "connect timed out");
     let mut backoff = INITIAL_BACKOFF;
-    'rounds: loop {
-        for server in shuffled(&cfg.servers) {
-            let now = Instant::now();
-            if now >= deadline {
-                break 'rounds;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let limit = attempt_limit(&cfg).min(deadline - now);
+        let order = shuffled(&cfg.servers);
+        let round = connector.race(&order, &request, limit, is_fatal);
+        match tokio::time::timeout(deadline - now, round).await {
+            Ok(Ok(link)) => {
+                let (shared, tx) = spawn_driver(cfg, connector, link);
+                return Ok((shared, tx));
             }
-            let limit = attempt_limit(&cfg).min(deadline - now);
-            match tokio::time::timeout(limit, connector.establish(&server, request.clone())).await {
-                Ok(Ok(link)) => {
-                    let (shared, tx) = spawn_driver(cfg, connector, link);
-                    return Ok((shared, tx));
-                }
-                Ok(Err(e)) if is_fatal(e.code()) => return Err(e),
-                Ok(Err(e)) => {
-                    tracing::debug!("connect to {server}: {e}");
-                    last_err = e;
-                }
-                Err(_) => {
-                    last_err = Error::with_message(
-                        ErrorCode::ConnectionLoss,
-                        format!("{server}: no answer within {} ms", limit.as_millis()),
-                    );
-                }
-            }
+            Ok(Err(e)) if is_fatal(e.code()) => return Err(e),
+            Ok(Err(e)) => last_err = e,
+            Err(_) => break,
         }
         let now = Instant::now();
         if now >= deadline {

@@ -22,6 +22,7 @@ use crate::config::{ClientConfig, split_host_port};
 use crate::error::Error;
 use crate::tls;
 use coord_proto::ErrorCode;
+use coord_proto::io::{WatchEnd, liveness_watch};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,13 +75,19 @@ impl std::fmt::Debug for Transport {
 /// A QUIC connection; closed when the last session holding it lets go.
 pub(crate) struct ConnHold {
     pub(crate) conn: quinn::Connection,
+    /// Closes `conn` as soon as the server's liveness socket closes (see [`Transport::dial`]).
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for ConnHold {
     fn drop(&mut self) {
+        self.watcher.abort();
         self.conn.close(0u32.into(), b"");
     }
 }
+
+/// How long a server's liveness socket may take to accept (it is only a speed-up).
+const LIVENESS_CONNECT: Duration = Duration::from_secs(1);
 
 /// A session's hold on a connection.
 pub(crate) type ConnRef = Arc<ConnHold>;
@@ -177,7 +184,17 @@ impl Transport {
             .map_err(|e| loss("cannot connect", &e))?
             .await
             .map_err(|e| loss("QUIC/TLS handshake failed", &e))?;
-        Ok(Arc::new(ConnHold { conn }))
+        // A Coord server listens on TCP at the same port; that idle connection closes the
+        // moment the server process dies, which over UDP would otherwise take the idle
+        // timeout to notice. Drop the QUIC connection then, so every session on it moves on.
+        let watched = conn.clone();
+        let watcher = tokio::spawn(async move {
+            if liveness_watch(addr, LIVENESS_CONNECT).await == WatchEnd::Died {
+                tracing::debug!(%addr, "server process died (liveness socket closed)");
+                watched.close(0u32.into(), b"server died");
+            }
+        });
+        Ok(Arc::new(ConnHold { conn, watcher }))
     }
 
     /// Lets the close frames of closed connections leave, briefly (private transports only:

@@ -63,3 +63,31 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     Ok(true)
 }
+
+/// How a [`liveness_watch`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The connection was up and then closed: the process behind the address is gone.
+    Died,
+    /// No connection could be made within the timeout (no listener, or unreachable).
+    Unreachable,
+}
+
+/// Crash detection beside QUIC: connects to the TCP liveness listener a Coord server keeps
+/// at the port of each QUIC endpoint, and returns when that idle connection closes (the
+/// kernel closes it the moment the server process dies), or at once with
+/// [`WatchEnd::Unreachable`] if it cannot connect within `connect_timeout`. Nothing is ever
+/// sent either way. See `coord_server::liveness`.
+pub async fn liveness_watch(
+    addr: std::net::SocketAddr,
+    connect_timeout: std::time::Duration,
+) -> WatchEnd {
+    let connect = tokio::net::TcpStream::connect(addr);
+    let mut stream = match tokio::time::timeout(connect_timeout, connect).await {
+        Ok(Ok(s)) => s,
+        _ => return WatchEnd::Unreachable,
+    };
+    let mut sink = [0u8; 64];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    WatchEnd::Died
+}

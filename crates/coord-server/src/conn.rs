@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, oneshot};
 
+/// How long a session handshake waits for an electing server to serve again.
+const HOLD_WHILE_ELECTING: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// What connection tasks share (all on the server's arbiter thread).
 pub struct ConnContext {
     /// Configuration.
@@ -233,12 +236,19 @@ async fn handle_stream(
             ),
         );
     }
-    if !ctx.role.borrow().established {
-        return refuse(
-            &tx,
-            ErrorCode::NotServing,
-            "this server has no established leader yet",
-        );
+    // While electing (~100 ms after a leader crash) the handshake is held rather than
+    // refused: a refused client backs off and polls, and would arrive well after the new
+    // leader is ready. Bounded below the client's per-attempt limit (500 ms).
+    let hold_until = tokio::time::Instant::now() + HOLD_WHILE_ELECTING;
+    while !ctx.role.borrow().established {
+        if tokio::time::Instant::now() >= hold_until {
+            return refuse(
+                &tx,
+                ErrorCode::NotServing,
+                "this server has no established leader yet",
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let applied = ctx.applied.load(Ordering::Acquire);
     if connect.last_zxid_seen > applied {

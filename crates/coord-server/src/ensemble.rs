@@ -100,6 +100,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let (peer_server, peer_client) = tls::peer_configs(&tls_files)?;
     let client_udp = bind_udp(config.client_addr)?;
     let peer_udp = bind_udp(me.peer_addr)?;
+    let liveness_addrs = [client_udp.local_addr(), peer_udp.local_addr()];
     let client_server = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
     let peers: HashMap<u64, std::net::SocketAddr> = config
         .members
@@ -110,6 +111,13 @@ pub fn run(config: Config) -> Result<(), NodeError> {
 
     let system = actix_rt::System::new();
     system.block_on(async move {
+        // TCP beside both QUIC ports, so peers and clients see a crash of this process at
+        // once (see `liveness`).
+        let _liveness: Vec<_> = liveness_addrs
+            .into_iter()
+            .flatten()
+            .filter_map(crate::liveness::listen)
+            .collect();
         let clock = Clock::new();
         let table = SessionTable::default();
         for (id, timeout) in tree.sessions() {

@@ -30,6 +30,7 @@ pub mod app_msg;
 pub mod config;
 pub mod conn;
 pub mod ensemble;
+pub mod liveness;
 pub mod node;
 pub mod outbox;
 pub mod peer;

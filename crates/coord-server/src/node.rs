@@ -190,11 +190,14 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let epoch = read_epoch(&config.epoch_file())?.max(recovered.last_logged.epoch()) + 1;
     write_epoch(&config.epoch_file(), epoch)?;
     let udp = bind_udp(config.client_addr)?;
+    let liveness_addr = udp.local_addr();
     let server_config = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
     tracing::info!(id = config.id, epoch, addr = %config.client_addr, "coordd serving");
 
     let system = actix_rt::System::new();
     let result: Result<(), NodeError> = system.block_on(async move {
+        // TCP beside the QUIC port, so clients see a crash of this process at once.
+        let _liveness = liveness_addr.ok().and_then(crate::liveness::listen);
         let clock = Clock::new();
         let table = SessionTable::default();
         // Every session found on disk gets a fresh timeout: time spent down expires no one.

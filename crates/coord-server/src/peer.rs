@@ -152,6 +152,25 @@ impl Actor for PeerNet {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Watch every peer's liveness socket: when the TCP connection to it closes, the
+        // process is gone, and the link to it is dropped now rather than at a timeout.
+        for (&peer, &addr) in &self.config.peers {
+            let me = ctx.address();
+            actix_rt::spawn(async move {
+                loop {
+                    let end = crate::liveness::watch(addr, Duration::from_secs(1)).await;
+                    if end == crate::liveness::WatchEnd::Died
+                        && me.try_send(PeerDied(peer)).is_err()
+                    {
+                        return; // the transport stopped
+                    }
+                    if !me.connected() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
         // Accept links from lower ids.
         let endpoint = self.endpoint.clone();
         let me = ctx.address();
@@ -358,6 +377,27 @@ impl Handler<SendTo> for PeerNet {
             self.handle(
                 LinkDown {
                     peer: msg.to,
+                    generation,
+                },
+                ctx,
+            );
+        }
+    }
+}
+
+/// The liveness connection to a peer closed: its process died.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PeerDied(u64);
+
+impl Handler<PeerDied> for PeerNet {
+    type Result = ();
+    fn handle(&mut self, msg: PeerDied, ctx: &mut Self::Context) {
+        if let Some(generation) = self.links.get(&msg.0).map(|l| l.generation) {
+            tracing::info!(peer = msg.0, "peer process died (liveness socket closed)");
+            self.handle(
+                LinkDown {
+                    peer: msg.0,
                     generation,
                 },
                 ctx,

@@ -31,6 +31,9 @@ pub(crate) struct Election {
     pub(crate) resend_at: u64,
     /// When to decide if the quorum still holds.
     pub(crate) finalize_at: Option<u64>,
+    /// `FollowerInfo` that arrived while we were still electing (peers that decided for us
+    /// before we did): (attempt, acceptedEpoch, last zxid) by sender, handled if we lead.
+    pub(crate) early_infos: BTreeMap<u64, (u64, u32, crate::Zxid)>,
 }
 
 impl Zab {
@@ -211,18 +214,30 @@ impl Zab {
         }
     }
 
-    /// Decides at once if every voter agrees with our vote; else arms the finalize wait
-    /// once a quorum does.
+    /// Decides at once if every voter we are connected to (ourselves included) agrees with
+    /// our vote and they make a quorum; else arms the finalize wait once a quorum does.
+    ///
+    /// The finalize wait is there for a better vote still on its way; a voter we have no
+    /// connection to cannot send one, so waiting for it only delays the election (it is what
+    /// a crashed leader leaves behind). Safety does not rest on the wait: every voter that
+    /// agrees adopted a vote at least as good as its own, so the leader's history contains
+    /// whatever a quorum of voters logged.
     fn check_looking_quorum(&mut self, now: u64) {
         let quorum = self.cfg.quorum();
-        let voters = self.cfg.voters.len();
         let wait = self.cfg.tick_ms;
+        let my_id = self.cfg.id;
         let State::Looking(e) = &mut self.state else {
             return;
         };
         let Some(vote) = e.vote else { return };
         let agreeing = e.recv.values().filter(|v| **v == vote).count();
-        if agreeing >= voters {
+        let reachable_agree = self
+            .cfg
+            .voters
+            .iter()
+            .filter(|&&v| v == my_id || self.connected.contains(&v))
+            .all(|v| e.recv.get(v) == Some(&vote));
+        if agreeing >= quorum && reachable_agree {
             self.decide(now, vote);
         } else if agreeing >= quorum && e.finalize_at.is_none() {
             e.finalize_at = Some(now + wait);
@@ -257,10 +272,23 @@ impl Zab {
     }
 
     fn decide(&mut self, now: u64, vote: Vote) {
+        let early = match &mut self.state {
+            State::Looking(e) => std::mem::take(&mut e.early_infos),
+            _ => BTreeMap::new(),
+        };
         if vote.leader == self.cfg.id {
             if self.cfg.is_voter(self.cfg.id) {
                 self.state = State::Leading(Leader::new(vote, now));
-                self.leader_check_info_quorum(now);
+                // Followers that decided before us sent their FollowerInfo already; serve
+                // them now instead of at their next resend (a tick later).
+                for (from, (attempt, accepted_epoch, last_zxid)) in early {
+                    if matches!(self.state, State::Leading(_)) {
+                        self.on_follower_info(now, from, attempt, accepted_epoch, last_zxid);
+                    }
+                }
+                if matches!(self.state, State::Leading(_)) {
+                    self.leader_check_info_quorum(now);
+                }
             }
         } else {
             let attempt = rand::Rng::random::<u64>(&mut self.rng);

@@ -202,7 +202,13 @@ impl Zab {
                     accepted_epoch,
                     last_zxid,
                     ..
-                } => self.on_follower_info(now_ms, from, attempt, accepted_epoch, last_zxid),
+                } => match &mut self.state {
+                    State::Looking(e) => {
+                        e.early_infos
+                            .insert(from, (attempt, accepted_epoch, last_zxid));
+                    }
+                    _ => self.on_follower_info(now_ms, from, attempt, accepted_epoch, last_zxid),
+                },
                 msg => match self.state {
                     State::Leading(_) => self.leader_on_message(now_ms, from, msg),
                     State::Following(_) => self.learner_on_message(now_ms, from, msg),

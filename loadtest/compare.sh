@@ -118,19 +118,46 @@ rss_tree_kb() {
     echo "$total"
 }
 
+# cpu_ticks PID...: user + system clock ticks used so far by these processes (all threads).
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        [[ -r /proc/$pid/stat ]] || continue
+        # Fields 14 and 15 (utime, stime), counted after the ")" that ends the command name.
+        total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+# The server processes of the system being measured (set before calling workloads).
+SERVER_PIDS=()
+
 # run LABEL TARGET SERVERS [loadtest flags...]: one loadtest run; its JSON line goes to
-# $RESULTS/TARGET.LABEL.json, the full output to .log.
+# $RESULTS/TARGET.LABEL.json (with the servers' CPU per op added as server_cpu_us_per_op),
+# the full output to .log.
 run() {
     local label=$1 target=$2 servers=$3
     shift 3
     local out="$RESULTS/$target.$label"
     log "$target: $label ($*)"
+    local before after
+    before=$(cpu_ticks "${SERVER_PIDS[@]}")
     if ! "$LOADTEST" --target "$target" --servers "$servers" "$@" >"$out.log" 2>"$out.err"; then
         log "$target: $label failed; see $out.log / $out.err"
         tail -n 5 "$out.err" >&2 || true
     fi
-    tail -n 1 "$out.log" >"$out.json"
-    tail -n 1 "$out.log" >&2
+    after=$(cpu_ticks "${SERVER_PIDS[@]}")
+    # CPU of the whole run (warm-up included) over every op the run completed.
+    tail -n 1 "$out.log" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+ticks, hz = int(sys.argv[1]), int(sys.argv[2])
+done = d.get("ops", 0) * (d.get("duration_s", 0) + d.get("warmup_s", 0)) / max(d.get("duration_s", 0), 1e-9)
+if done > 0 and ticks > 0:
+    d["server_cpu_us_per_op"] = round(ticks / hz * 1e6 / done, 2)
+print(json.dumps(d))' "$((after - before))" "$(getconf CLK_TCK)" >"$out.json" 2>/dev/null ||
+        tail -n 1 "$out.log" >"$out.json"
+    tail -n 1 "$out.json" >&2
 }
 
 workloads() { # TARGET SERVERS
@@ -315,12 +342,14 @@ main() {
 
     if [[ "$ONLY" == both || "$ONLY" == zk ]]; then
         zk_start
+        SERVER_PIDS=("${ZK_PIDS[@]}")
         workloads zk "$(zk_servers)"
         memory zk "$(zk_servers)" "${ZK_PIDS[@]}"
         zk_stop
     fi
     if [[ "$ONLY" == both || "$ONLY" == coord ]]; then
         coord_start
+        read -r -a SERVER_PIDS <<<"$(coord_server_pids)"
         workloads coord "$COORD_SERVERS"
         memory coord "$COORD_SERVERS" $(coord_server_pids)
         coord_stop
@@ -351,7 +380,7 @@ def load(name):
 meta = load("meta.json") or {}
 sk = f"{meta.get('sessions', '?')}x{meta.get('inflight', '?')}"
 wide = f"{meta.get('wide_sessions', '?')}x1"
-figs = ["ops_per_sec", "p50_ms", "p99_ms", "p999_ms"]
+figs = ["ops_per_sec", "p50_ms", "p99_ms", "p999_ms", "server_cpu_us_per_op"]
 rows = [
     ("write", f"write {sk}", figs),
     ("read90", f"90% read {sk}", figs),
@@ -373,7 +402,8 @@ for key, label, figures in rows:
         cv = c.get(fig) if c else None
         zv = z.get(fig) if z else None
         ratio = f"{cv / zv:.2f}" if cv is not None and zv else "-"
-        name = fig.replace("_ms", " ms").replace("ops_per_sec", "ops/s")
+        name = (fig.replace("server_cpu_us_per_op", "srv CPU us/op")
+                .replace("_ms", " ms").replace("ops_per_sec", "ops/s"))
         print(f"{label:<16} {name:<14} {fmt(cv):>12} {fmt(zv):>12} {ratio:>8}")
     errs = [(t, d.get("errors")) for t, d in (("coord", c), ("zk", z)) if d and d.get("errors")]
     for t, n in errs:

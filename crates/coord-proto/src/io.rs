@@ -42,15 +42,16 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let len = body_len(header, limit)?;
     buf.clear();
-    // Grow with what arrives: a peer that announces a large frame and stalls costs only what
-    // it sent (plus this first chunk), not the announced length.
-    buf.reserve(len.min(64 * 1024));
-    // Read in chunks so a peer that announces a large frame and stalls costs us only what it sent.
-    let mut chunk = [0u8; 16 * 1024];
+    // Read straight into `buf`, growing it by at most 64 KiB beyond what has arrived: a peer
+    // that announces a large frame and stalls costs only what it sent. Only the bytes about
+    // to be read are zeroed first (a stack chunk would be zeroed in full for every frame).
     let mut remaining = len;
     while remaining > 0 {
-        let want = remaining.min(chunk.len());
-        let n = r.read(&mut chunk[..want]).await?;
+        let start = buf.len();
+        let want = remaining.min(64 * 1024);
+        buf.resize(start + want, 0);
+        let n = r.read(&mut buf[start..]).await?;
+        buf.resize(start + n, 0); // shrinks: drops the part not filled
         if n == 0 {
             return Err(FrameError::Truncated {
                 need: len,
@@ -58,7 +59,6 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             }
             .into());
         }
-        buf.extend_from_slice(&chunk[..n]);
         remaining -= n;
     }
     Ok(true)
@@ -90,4 +90,81 @@ pub async fn liveness_watch(
     let mut sink = [0u8; 64];
     while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     WatchEnd::Died
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientFrame, frame};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Hands out at most `step` bytes per read, as a network stream may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let n = self.step.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn frames_split_across_reads_come_out_whole_and_a_cut_one_is_an_error() {
+        let a = frame::encode(&ClientFrame::Status).unwrap();
+        let big = ClientFrame::Request {
+            xid: 7,
+            request: crate::Request::SetData {
+                path: "/x".into(),
+                data: vec![3; 200_000],
+                version: -1,
+            },
+        };
+        let b = frame::encode(&big).unwrap();
+        let stream = [a.clone(), b.clone()].concat();
+        for step in [1, 7, 4096, usize::MAX] {
+            let mut r = Trickle {
+                data: &stream,
+                step,
+            };
+            let mut buf = AlignedVec::<16>::new();
+            assert!(block_on(read_frame(&mut r, &mut buf, 1 << 20)).unwrap());
+            assert_eq!(buf.as_slice(), &a[HEADER_LEN..]);
+            assert!(block_on(read_frame(&mut r, &mut buf, 1 << 20)).unwrap());
+            assert_eq!(buf.as_slice(), &b[HEADER_LEN..]);
+            assert_eq!(frame::decode_aligned::<ClientFrame>(&buf).unwrap(), big);
+            assert!(!block_on(read_frame(&mut r, &mut buf, 1 << 20)).unwrap());
+        }
+        let cut = &b[..b.len() - 1];
+        let mut r = Trickle {
+            data: cut,
+            step: 1000,
+        };
+        let mut buf = AlignedVec::<16>::new();
+        assert!(block_on(read_frame(&mut r, &mut buf, 1 << 20)).is_err());
+        let mut r = Trickle {
+            data: &b,
+            step: 1000,
+        };
+        assert!(
+            block_on(read_frame(&mut r, &mut buf, 1000)).is_err(),
+            "over the limit"
+        );
+    }
 }

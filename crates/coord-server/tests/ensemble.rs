@@ -4,8 +4,8 @@
 //! every acknowledged write is present.
 
 mod common;
-use common::cluster::{Cluster, rt};
 use coord_client::{Client, CreateOptions};
+use coord_testkit::{Cluster, runtime as rt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ async fn verify(cluster: &Cluster, acked: &Acked) {
 
 #[test]
 fn leader_sigkill_under_write_load_loses_nothing() {
-    let mut cluster = Cluster::start(3, 0, "");
+    let mut cluster = common::cluster(3, 0, "");
     let rt = rt();
     let acked: Acked = Arc::default();
     rt.block_on(async {
@@ -101,7 +101,7 @@ fn leader_sigkill_under_write_load_loses_nothing() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        cluster.restart(leader);
+        cluster.restart(leader).expect("restart");
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in tasks {
@@ -114,7 +114,7 @@ fn leader_sigkill_under_write_load_loses_nothing() {
 
 #[test]
 fn paused_leader_is_replaced_and_does_not_lead_when_it_wakes() {
-    let cluster = Cluster::start(3, 0, "");
+    let cluster = common::cluster(3, 0, "");
     let rt = rt();
     let acked: Acked = Arc::default();
     rt.block_on(async {
@@ -171,7 +171,7 @@ fn paused_leader_is_replaced_and_does_not_lead_when_it_wakes() {
 #[test]
 fn a_follower_that_missed_many_txns_catches_up_by_snapshot() {
     // A small DIFF window: the returning follower is too far behind and gets a SNAP.
-    let mut cluster = Cluster::start(3, 0, "[zab]\nmax_diff = 50");
+    let mut cluster = common::cluster(3, 0, "[zab]\nmax_diff = 50");
     let rt = rt();
     let acked: Acked = Arc::default();
     rt.block_on(async {
@@ -197,7 +197,7 @@ fn a_follower_that_missed_many_txns_catches_up_by_snapshot() {
             let p = t.await.unwrap().unwrap();
             acked.lock().insert(p, b"m".to_vec());
         }
-        cluster.restart(follower);
+        cluster.restart(follower).expect("restart");
         cluster.wait_stable().await;
         verify(&cluster, &acked).await;
         let log = std::fs::read_to_string(cluster.data_dir(follower).join("coordd.log")).unwrap();
@@ -211,7 +211,7 @@ fn a_follower_that_missed_many_txns_catches_up_by_snapshot() {
 
 #[test]
 fn the_whole_ensemble_restarts_with_everything() {
-    let mut cluster = Cluster::start(3, 0, "snapshot_every_txns = 100");
+    let mut cluster = common::cluster(3, 0, "snapshot_every_txns = 100");
     let rt = rt();
     let acked: Acked = Arc::default();
     rt.block_on(async {
@@ -240,7 +240,7 @@ fn the_whole_ensemble_restarts_with_everything() {
             cluster.kill(i);
         }
         for i in 0..3 {
-            cluster.restart(i);
+            cluster.restart(i).expect("restart");
         }
         cluster.wait_stable().await;
         let c = cluster.client().await;
@@ -251,7 +251,7 @@ fn the_whole_ensemble_restarts_with_everything() {
 
 #[test]
 fn observers_learn_every_commit_and_never_vote() {
-    let mut cluster = Cluster::start(3, 1, "");
+    let mut cluster = common::cluster(3, 1, "");
     let rt = rt();
     rt.block_on(async {
         let leader = cluster.wait_stable().await;
@@ -277,7 +277,7 @@ fn observers_learn_every_commit_and_never_vote() {
 
 #[test]
 fn sessions_are_global_survive_failover_and_expire_through_the_leader() {
-    let mut cluster = Cluster::start(3, 0, "");
+    let mut cluster = common::cluster(3, 0, "");
     let rt = rt();
     rt.block_on(async {
         let leader = cluster.wait_stable().await;
@@ -349,7 +349,7 @@ fn sessions_are_global_survive_failover_and_expire_through_the_leader() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        cluster.restart(leader);
+        cluster.restart(leader).expect("restart");
         cluster.wait_stable().await;
         cluster.wait_converged().await;
     });

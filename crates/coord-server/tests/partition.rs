@@ -4,13 +4,13 @@
 //! iproute2 (CI installs it).
 
 mod common;
-use common::cluster::{Cluster, rt};
 use coord_client::{Client, CreateOptions};
+use coord_testkit::runtime as rt;
 use std::time::{Duration, Instant};
 
 #[test]
 fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {
-    let cluster = Cluster::start_in_netns(3, "");
+    let cluster = common::cluster_in_netns(3, "");
     let rt = rt();
     rt.block_on(async {
         let leader = cluster.wait_stable().await;
@@ -19,7 +19,7 @@ fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {
             .await
             .unwrap();
         let netns = cluster.netns.as_ref().unwrap();
-        netns.isolate(leader);
+        netns.isolate(leader).expect("ip link");
         // The majority elects a new leader and takes writes.
         let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -51,20 +51,22 @@ fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let (server, ca) = (server.clone(), ca.clone());
-            let role = netns.run_inside(leader, move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let cfg = coord_client::ClientConfig::new(&server, &ca)
-                        .unwrap()
-                        .connect_timeout(Duration::from_secs(1));
-                    coord_client::server_status(&cfg, &server)
-                        .await
-                        .map(|s| s.role)
+            let role = netns
+                .run_inside(leader, move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async move {
+                        let cfg = coord_client::ClientConfig::new(&server, &ca)
+                            .unwrap()
+                            .connect_timeout(Duration::from_secs(1));
+                        coord_client::server_status(&cfg, &server)
+                            .await
+                            .map(|s| s.role)
+                    })
                 })
-            });
+                .expect("enter the isolated server's namespace");
             match role {
                 Ok(r) if r != "leader" => break,
                 _ => {
@@ -77,7 +79,7 @@ fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {
                 }
             }
         }
-        netns.heal(leader);
+        netns.heal(leader).expect("ip link");
         let new_leader = cluster.wait_stable().await;
         assert_ne!(new_leader, leader);
         cluster.wait_converged().await;
@@ -95,13 +97,13 @@ fn an_isolated_leader_steps_down_and_rejoins_after_the_majority_moved_on() {
 
 #[test]
 fn a_cut_off_follower_catches_up_after_healing() {
-    let cluster = Cluster::start_in_netns(3, "");
+    let cluster = common::cluster_in_netns(3, "");
     let rt = rt();
     rt.block_on(async {
         let leader = cluster.wait_stable().await;
         let follower = (leader + 1) % 3;
         let netns = cluster.netns.as_ref().unwrap();
-        netns.isolate(follower);
+        netns.isolate(follower).expect("ip link");
         let mut cfg = cluster.config_for(leader);
         cfg.servers
             .push(cluster.servers[(leader + 2) % 3].client.to_string());
@@ -114,7 +116,7 @@ fn a_cut_off_follower_catches_up_after_healing() {
                 .await
                 .unwrap();
         }
-        netns.heal(follower);
+        netns.heal(follower).expect("ip link");
         cluster.wait_stable().await;
         cluster.wait_converged().await;
         let f = Client::connect(cluster.config_for(follower)).await.unwrap();

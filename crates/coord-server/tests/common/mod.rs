@@ -284,4 +284,24 @@ pub fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-pub mod cluster;
+
+/// An ensemble of this build's `coordd` on loopback: `voters` voting servers, then
+/// `observers`, with `extra` TOML lines in every config.
+pub fn cluster(voters: usize, observers: usize, extra: &str) -> coord_testkit::Cluster {
+    coord_testkit::Cluster::builder(env!("CARGO_BIN_EXE_coordd"))
+        .voters(voters)
+        .observers(observers)
+        .extra(extra)
+        .start()
+        .expect("start the ensemble")
+}
+
+/// Like [`cluster`], each server in its own network namespace (needs root and iproute2).
+pub fn cluster_in_netns(voters: usize, extra: &str) -> coord_testkit::Cluster {
+    coord_testkit::Cluster::builder(env!("CARGO_BIN_EXE_coordd"))
+        .voters(voters)
+        .extra(extra)
+        .netns(true)
+        .start()
+        .expect("start the ensemble in network namespaces")
+}

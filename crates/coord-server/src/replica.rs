@@ -159,7 +159,7 @@ impl Replica {
                     if let Some(store) = self.store.clone() {
                         ctx.spawn(store.send(TakeSnapshot).into_actor(self).map(
                             move |r, this, ctx| {
-                                if let Ok((zxid, bytes)) = r {
+                                if let Ok(Some((zxid, bytes))) = r {
                                     let now = this.clock.now_ms();
                                     this.zab.handle_snapshot(now, for_peer, zxid, bytes);
                                     this.drain(ctx);

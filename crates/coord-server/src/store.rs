@@ -15,7 +15,7 @@ use coord_proto::{
     AddWatchMode, CLIENT_PROTOCOL_VERSION, ConnectResponse, ErrorCode, Id, MultiOp, ReplyBody,
     Request, Response, ServerFrame, Zxid, validate_path,
 };
-use coord_tree::{DataTree, Txn, TxnBody, WatchKind, WatchManager, digest_id};
+use coord_tree::{DataTree, RecentChanges, Txn, TxnBody, WatchKind, WatchManager, digest_id};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +27,13 @@ pub use crate::outbox::Outbox;
 /// The xid of txns the server issues itself (expiry, cleanup, session creation): no client
 /// request waits for them by xid.
 pub const INTERNAL_XID: u64 = u64::MAX;
+
+/// Changes kept for replay to reconnecting persistent watches ([`RecentChanges`]): a session
+/// away while more changes than this were applied gets `PersistentWatchRemoved` notices
+/// instead of a replay. Each costs ~32 bytes plus its path (boxed), so ~1 MB with 60-byte
+/// paths; at 10k writes/s it covers one second of writes. Kept well below
+/// `max_queued_frames_per_session` (100k by default), since a replay is queued at once.
+pub const REPLAY_WINDOW_CHANGES: usize = 10_000;
 
 /// A connection waiting for a new session to be created.
 pub struct PendingConnect {
@@ -135,9 +142,10 @@ pub struct InstallSnapshot {
     pub bytes: Vec<u8>,
 }
 
-/// Take a snapshot of the applied tree: (zxid, bytes).
+/// Take a snapshot of the applied tree: (zxid, bytes), serialized off the actor thread;
+/// `None` if it could not be made (the learner is then served at its next attempt).
 #[derive(Message)]
-#[rtype(result = "(Zxid, Vec<u8>)")]
+#[rtype(result = "Option<(Zxid, Vec<u8>)>")]
 pub struct TakeSnapshot;
 
 /// Close every client session stream on this server (it lost or changed its leader, as a
@@ -210,6 +218,10 @@ pub struct StoreParts {
 pub struct Store {
     tree: DataTree,
     watches: WatchManager,
+    /// The changes of the last applied txns (up to [`REPLAY_WINDOW_CHANGES`]), for
+    /// `SetWatches`; it starts empty at the tree's last applied zxid, so it never claims
+    /// changes it did not see (recovery, snapshot installs).
+    recent: RecentChanges,
     sessions: HashMap<u64, LocalSession>,
     table: SessionTable,
     clock: Clock,
@@ -237,6 +249,7 @@ impl Store {
             .applied
             .store(parts.tree.last_applied().0, Ordering::Release);
         Store {
+            recent: RecentChanges::new(REPLAY_WINDOW_CHANGES, parts.tree.last_applied()),
             tree: parts.tree,
             watches: WatchManager::new(),
             sessions: HashMap::new(),
@@ -417,10 +430,13 @@ impl Store {
                 persistent,
                 persistent_recursive,
             } => {
+                // Missed persistent-watch events (or their removal notices) and fired one-shot
+                // watches, queued before the reply.
                 let fired = self.watches.set_watches(
                     sid,
                     Zxid(relative_zxid),
                     &self.tree,
+                    &self.recent,
                     &data,
                     &exist,
                     &child,
@@ -748,6 +764,7 @@ impl Handler<Committed> for Store {
         let Committed { zxid, txn } = msg;
         let outcome = self.tree.apply(zxid, &txn);
         self.applied.store(zxid.0, Ordering::Release);
+        self.recent.record(zxid, &outcome.changes);
         let mut backlogged = Vec::new();
         for (sid, event) in self.watches.trigger(zxid, &outcome.changes) {
             if let Some(s) = self.sessions.get(&sid) {
@@ -883,6 +900,9 @@ impl Handler<InstallSnapshot> for Store {
                 self.tree = tree;
                 self.applied
                     .store(self.tree.last_applied().0, Ordering::Release);
+                // The changes between the old tree and this one are unknown: replay nothing
+                // from before it.
+                self.recent = RecentChanges::new(REPLAY_WINDOW_CHANGES, self.tree.last_applied());
             }
             Err(e) => {
                 // A leader's snapshot that does not validate: serving on would mean serving
@@ -895,9 +915,21 @@ impl Handler<InstallSnapshot> for Store {
 }
 
 impl Handler<TakeSnapshot> for Store {
-    type Result = MessageResult<TakeSnapshot>;
+    type Result = ResponseFuture<Option<(Zxid, Vec<u8>)>>;
     fn handle(&mut self, _: TakeSnapshot, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.tree.last_applied(), self.tree.snapshot()))
+        // As for periodic snapshots: only the view is taken on this thread.
+        let view = self.tree.snapshot_view();
+        let zxid = view.last_applied();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("coord-snap-sync".into())
+            .spawn(move || {
+                let _ = tx.send(view.serialize());
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a thread to serialize a snapshot for a learner");
+        }
+        Box::pin(async move { rx.await.ok().map(|bytes| (zxid, bytes)) })
     }
 }
 

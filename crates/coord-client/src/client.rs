@@ -40,6 +40,17 @@ impl Future for Watch {
 
 /// A persistent (or persistent-recursive) watch: a stream of events that ends after its
 /// `PersistentWatchRemoved` event, or when the session expires or the client is closed.
+///
+/// While the session lives it yields every change it matches after the `add_watch` reply,
+/// once each and in zxid order, reconnects included: the server the session reconnects to
+/// replays what was missed meanwhile, and the client drops what it had already received.
+///
+/// A server keeps only the last 10,000 or so changes for that replay. When the session was
+/// away longer than that covers, the server cannot replay and does not re-register the watch:
+/// the stream yields `PersistentWatchRemoved` with a nonzero zxid (the server's last applied
+/// zxid; the removal notice of [`Client::remove_watches`] has zxid 0) and ends. Changes may
+/// have been missed: add the watch again, then re-read the state it covers (in that order,
+/// so that no change falls between the read and the new watch).
 pub struct PersistentWatch {
     rx: mpsc::UnboundedReceiver<WatchedEvent>,
 }
@@ -121,7 +132,9 @@ impl Client {
     }
 
     /// Calls `f` with every watch event this client receives, in order, from the session
-    /// task (keep it short; it must not block). Replaces any previous callback.
+    /// task (keep it short; it must not block). Replaces any previous callback. An event
+    /// the server replays after a reconnect that this client had already received is not
+    /// passed again.
     pub fn set_default_watcher(&self, f: impl Fn(WatchedEvent) + Send + Sync + 'static) {
         *self.inner.shared.default_watcher.lock() = Some(Arc::new(f));
     }
@@ -457,7 +470,9 @@ impl Client {
     }
 
     /// Adds a persistent or persistent-recursive watch on `path`; it stays until removed
-    /// with [`Client::remove_watches`] (`WatcherKind::Any`) and survives reconnects.
+    /// with [`Client::remove_watches`] (`WatcherKind::Any`) and survives reconnects without
+    /// a gap, or ends with a `PersistentWatchRemoved` event when the server cannot replay
+    /// what a reconnect missed (see [`PersistentWatch`]).
     pub async fn add_watch(
         &self,
         path: &str,

@@ -402,7 +402,11 @@ impl Driver {
                 None
             }
             ServerFrame::Event(event) => {
-                self.watches.dispatch(&event);
+                if self.watches.dispatch(&event).duplicate {
+                    // Replayed after a reconnect, and received before it: the streams that
+                    // had it skipped it, and the default watcher saw it then.
+                    return None;
+                }
                 let callback = self.shared.default_watcher.lock().clone();
                 if let Some(cb) = callback {
                     let call = std::panic::AssertUnwindSafe(|| cb(event));

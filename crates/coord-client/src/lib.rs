@@ -24,6 +24,9 @@
 //! - a watch is registered before any later frame is read, so its event is never missed;
 //! - after a reconnect the client never accepts a server behind the last zxid it saw, and
 //!   re-registers its watches (`SetWatches`) and credentials before any other request;
+//! - a persistent watch sees every change it matches once, in zxid order, across reconnects
+//!   (the server replays what was missed, the client drops what it already had), or ends
+//!   with a `PersistentWatchRemoved` event when the server can no longer replay;
 //! - when the connection drops, outstanding calls fail with `ConnectionLoss` (they may or may
 //!   not have been applied); calls made while reconnecting wait for the new connection;
 //! - nothing the server sends can make the client panic: a malformed frame drops the

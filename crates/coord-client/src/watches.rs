@@ -13,8 +13,21 @@
 //!   PersistentWatchRemoved -                               path (ends it)      path (ends it)
 //! ```
 //!
-//! Invariant: a one-shot sender is in at most one map and leaves it when it fires; a stream
-//! sender stays until its watch is removed, the session ends, or its receiver is dropped.
+//! Exactly once across reconnects: after a reconnect the server replays, before the
+//! `SetWatches` reply, every change after the last reply zxid the client saw that its
+//! persistent watches match (or, when it no longer can, removes them with a
+//! `PersistentWatchRemoved` event whose zxid is not 0). The client may already hold some of
+//! those: events that came after its last reply, before the connection broke. Each
+//! persistent registration therefore tracks the [`Position`] of the events it received —
+//! (zxid, rank among its events of that zxid), the same on every server, since every server
+//! applies the same txns and fires by the same rules — and drops an event whose position it
+//! has already passed.
+//!
+//! Invariants: a one-shot sender is in at most one map and leaves it when it fires; a stream
+//! sender stays until its watch is removed, the session ends, or its receiver is dropped; a
+//! stream entry lives as long as the server-side watch it mirrors (until it is removed, or
+//! pruned at the next `SetWatches` once no receiver is left); each subscriber receives events
+//! in strictly increasing position.
 
 use crate::error::Error;
 use coord_proto::path::parent;
@@ -39,7 +52,77 @@ pub(crate) enum OneShotKind {
 }
 
 type OneShots = HashMap<String, Vec<OneShotSender>>;
-type Streams = HashMap<String, Vec<StreamSender>>;
+type Streams = HashMap<String, Stream>;
+
+/// Where an event stands among the events of one persistent watch: its zxid, then its rank
+/// among the watch's events of that zxid (a multi may change a watched path, or a watched
+/// subtree, several times in one txn). Ordered as the server sends them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Position {
+    zxid: u64,
+    rank: u32,
+}
+
+/// One receiver of a persistent watch.
+struct Subscriber {
+    tx: StreamSender,
+    /// The last event it was given (default: none yet; it was added after every event it
+    /// must not see, and later events come in order).
+    delivered: Position,
+}
+
+/// The client side of one server-side persistent (or recursive) watch of the session.
+#[derive(Default)]
+struct Stream {
+    subs: Vec<Subscriber>,
+    /// The last event received for this watch on the current connection.
+    seen: Position,
+    /// The furthest event ever received for it, on any connection.
+    received: Position,
+}
+
+impl Stream {
+    /// Takes the next event of this watch on the current connection: gives it to each
+    /// subscriber that has not had it yet. Returns (subscribers given it, whether the watch
+    /// had received it before).
+    fn deliver(&mut self, event: &WatchedEvent) -> (usize, bool) {
+        self.seen = if self.seen.zxid == event.zxid {
+            Position {
+                zxid: event.zxid,
+                rank: self.seen.rank.saturating_add(1),
+            }
+        } else {
+            Position {
+                zxid: event.zxid,
+                rank: 1,
+            }
+        };
+        let seen = self.seen;
+        let repeated = seen <= self.received;
+        self.received = self.received.max(seen);
+        let mut given = 0;
+        self.subs.retain_mut(|sub| {
+            if seen <= sub.delivered {
+                return !sub.tx.is_closed();
+            }
+            sub.delivered = seen;
+            let ok = sub.tx.send(event.clone()).is_ok();
+            given += usize::from(ok);
+            ok
+        });
+        (given, repeated)
+    }
+}
+
+/// What [`WatchManager::dispatch`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dispatched {
+    /// How many local waiters and streams received it.
+    pub(crate) receivers: usize,
+    /// It repeats an event already received (replayed after a reconnect): the default
+    /// watcher saw it then and must not see it again.
+    pub(crate) duplicate: bool,
+}
 
 /// Every watch of one session, keyed by path.
 #[derive(Default)]
@@ -68,11 +151,19 @@ impl WatchManager {
             AddWatchMode::Persistent => &mut self.persistent,
             AddWatchMode::PersistentRecursive => &mut self.recursive,
         };
-        map.entry(path.to_string()).or_default().push(tx);
+        map.entry(path.to_string())
+            .or_default()
+            .subs
+            .push(Subscriber {
+                tx,
+                delivered: Position::default(),
+            });
     }
 
-    /// Delivers `event` to every matching registration; returns how many received it.
-    pub(crate) fn dispatch(&mut self, event: &WatchedEvent) -> usize {
+    /// Delivers `event` to every matching registration that has not had it yet. One-shot
+    /// waiters always fire (the server consumed their watch); persistent streams skip what
+    /// they already received on an earlier connection.
+    pub(crate) fn dispatch(&mut self, event: &WatchedEvent) -> Dispatched {
         let path = event.path.as_str();
         let mut delivered = 0;
         let mut fire = |map: &mut OneShots| {
@@ -97,32 +188,53 @@ impl WatchManager {
             }
             EventType::ChildWatchRemoved => fire(&mut self.child),
             EventType::PersistentWatchRemoved => {
+                // Asked for (zxid 0), or the server could not replay what the watch missed
+                // across a reconnect (zxid of its last applied txn): either way the
+                // server-side watch is gone, and so are the streams.
                 for map in [&mut self.persistent, &mut self.recursive] {
-                    for tx in map.remove(path).unwrap_or_default() {
-                        delivered += usize::from(tx.send(event.clone()).is_ok());
+                    for sub in map.remove(path).map(|s| s.subs).unwrap_or_default() {
+                        delivered += usize::from(sub.tx.send(event.clone()).is_ok());
                     }
                 }
-                return delivered;
             }
         }
-        if matches!(
+        if !matches!(
             event.event_type,
-            EventType::DataWatchRemoved | EventType::ChildWatchRemoved
+            EventType::NodeCreated
+                | EventType::NodeDataChanged
+                | EventType::NodeDeleted
+                | EventType::NodeChildrenChanged
         ) {
-            return delivered;
+            return Dispatched {
+                receivers: delivered,
+                duplicate: false,
+            };
         }
-        delivered += send_stream(&mut self.persistent, path, event);
+        // A repeat for any matching watch is a repeat of the whole event: when that watch
+        // first received it, the default watcher was given it too (or had been before).
+        let mut duplicate = false;
+        let mut take = |stream: Option<&mut Stream>| {
+            if let Some(stream) = stream {
+                let (given, repeated) = stream.deliver(event);
+                delivered += given;
+                duplicate |= repeated;
+            }
+        };
+        take(self.persistent.get_mut(path));
         if event.event_type != EventType::NodeChildrenChanged {
             let mut at = path;
             loop {
-                delivered += send_stream(&mut self.recursive, at, event);
-                if at == "/" {
+                take(self.recursive.get_mut(at));
+                if at == "/" || at.is_empty() {
                     break;
                 }
                 at = parent(at);
             }
         }
-        delivered
+        Dispatched {
+            receivers: delivered,
+            duplicate,
+        }
     }
 
     /// Ends the registrations a successful `remove_watches(path, kind)` removed on the server,
@@ -153,7 +265,7 @@ impl WatchManager {
         };
         let stream = |m: &Streams| {
             m.get(path)
-                .is_some_and(|v| v.iter().any(|t| !t.is_closed()))
+                .is_some_and(|s| s.subs.iter().any(|sub| !sub.tx.is_closed()))
         };
         match kind {
             WatcherKind::Data => one(&self.data) || one(&self.exist),
@@ -169,8 +281,13 @@ impl WatchManager {
     }
 
     /// The `SetWatches` request that re-registers every live watch after a reconnect, or
-    /// `None` when there is nothing to re-register. Registrations whose receiver was dropped
-    /// are forgotten here.
+    /// `None` when there is nothing to re-register; called once at the start of every
+    /// connection, before any frame of it is dispatched. Registrations whose receiver was
+    /// dropped are forgotten here.
+    ///
+    /// `relative_zxid` is the highest zxid of any reply received: every event of a change up
+    /// to it has arrived (the server queues a change's events before any reply that reflects
+    /// it), so the server replays what persistent watches matched after it.
     pub(crate) fn set_watches(&mut self, relative_zxid: u64) -> Option<Request> {
         fn live_one(m: &mut OneShots) -> Vec<String> {
             m.retain(|_, v| {
@@ -182,9 +299,11 @@ impl WatchManager {
             paths
         }
         fn live_stream(m: &mut Streams) -> Vec<String> {
-            m.retain(|_, v| {
-                v.retain(|t| !t.is_closed());
-                !v.is_empty()
+            m.retain(|_, s| {
+                s.subs.retain(|sub| !sub.tx.is_closed());
+                // A new connection: its events are counted afresh.
+                s.seen = Position::default();
+                !s.subs.is_empty()
             });
             let mut paths: Vec<String> = m.keys().cloned().collect();
             paths.sort();
@@ -232,18 +351,6 @@ impl WatchManager {
     }
 }
 
-fn send_stream(map: &mut Streams, path: &str, event: &WatchedEvent) -> usize {
-    let Some(txs) = map.get_mut(path) else {
-        return 0;
-    };
-    txs.retain(|tx| tx.send(event.clone()).is_ok());
-    let n = txs.len();
-    if txs.is_empty() {
-        map.remove(path);
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +392,10 @@ mod tests {
         let mut e = one(&mut m, OneShotKind::Exist, "/a");
         let mut c = one(&mut m, OneShotKind::Child, "/a");
         let mut other = one(&mut m, OneShotKind::Data, "/b");
-        assert_eq!(m.dispatch(&ev(EventType::NodeDataChanged, "/a")), 3);
+        assert_eq!(
+            m.dispatch(&ev(EventType::NodeDataChanged, "/a")).receivers,
+            3
+        );
         assert_eq!(
             d.try_recv().unwrap().unwrap().event_type,
             EventType::NodeDataChanged
@@ -295,7 +405,10 @@ mod tests {
         assert!(c.try_recv().is_err());
         assert!(other.try_recv().is_err());
         // One-shot: a second change reaches nobody.
-        assert_eq!(m.dispatch(&ev(EventType::NodeDataChanged, "/a")), 0);
+        assert_eq!(
+            m.dispatch(&ev(EventType::NodeDataChanged, "/a")).receivers,
+            0
+        );
     }
 
     #[test]
@@ -303,7 +416,7 @@ mod tests {
         let mut m = WatchManager::default();
         let mut d = one(&mut m, OneShotKind::Data, "/a");
         let mut c = one(&mut m, OneShotKind::Child, "/a");
-        assert_eq!(m.dispatch(&ev(EventType::NodeDeleted, "/a")), 2);
+        assert_eq!(m.dispatch(&ev(EventType::NodeDeleted, "/a")).receivers, 2);
         assert!(d.try_recv().is_ok());
         assert!(c.try_recv().is_ok());
     }
@@ -315,7 +428,11 @@ mod tests {
         let mut c = one(&mut m, OneShotKind::Child, "/a");
         let mut p = stream(&mut m, AddWatchMode::Persistent, "/a");
         let mut r = stream(&mut m, AddWatchMode::PersistentRecursive, "/a");
-        assert_eq!(m.dispatch(&ev(EventType::NodeChildrenChanged, "/a")), 2);
+        assert_eq!(
+            m.dispatch(&ev(EventType::NodeChildrenChanged, "/a"))
+                .receivers,
+            2
+        );
         assert!(d.try_recv().is_err());
         assert!(c.try_recv().is_ok());
         assert!(p.try_recv().is_ok());
@@ -330,14 +447,21 @@ mod tests {
         let mut ab = stream(&mut m, AddWatchMode::Persistent, "/a/b");
         let mut ax = stream(&mut m, AddWatchMode::PersistentRecursive, "/ab");
         for _ in 0..2 {
-            assert_eq!(m.dispatch(&ev(EventType::NodeCreated, "/a/b/c")), 2);
+            assert_eq!(
+                m.dispatch(&ev(EventType::NodeCreated, "/a/b/c")).receivers,
+                2
+            );
         }
         assert_eq!(root.try_recv().unwrap().path, "/a/b/c");
         assert!(root.try_recv().is_ok());
         assert!(a.try_recv().is_ok());
         assert!(ab.try_recv().is_err());
         assert!(ax.try_recv().is_err(), "/ab is not an ancestor of /a/b/c");
-        assert_eq!(m.dispatch(&ev(EventType::NodeDataChanged, "/a/b")), 3);
+        assert_eq!(
+            m.dispatch(&ev(EventType::NodeDataChanged, "/a/b"))
+                .receivers,
+            3
+        );
         assert!(ab.try_recv().is_ok());
     }
 
@@ -407,5 +531,138 @@ mod tests {
             p.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
+    }
+
+    fn at(t: EventType, p: &str, zxid: u64) -> WatchedEvent {
+        WatchedEvent {
+            event_type: t,
+            path: p.into(),
+            zxid,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<WatchedEvent>) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            out.push((e.path, e.zxid));
+        }
+        out
+    }
+
+    fn owned(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(p, z)| (p.to_string(), *z)).collect()
+    }
+
+    /// The server replays from the last reply zxid; what came after that reply before the
+    /// connection broke comes again and is dropped, down to the part of one txn (a multi that
+    /// changed the watched subtree twice) that had arrived.
+    #[test]
+    fn replayed_events_already_received_are_dropped() {
+        use EventType::NodeDataChanged as Changed;
+        let mut m = WatchManager::default();
+        let mut k = stream(&mut m, AddWatchMode::Persistent, "/k");
+        let mut r = stream(&mut m, AddWatchMode::PersistentRecursive, "/r");
+        assert!(m.set_watches(0).is_some());
+        // Connection 1, last reply at 2: /k at 3, then the first half of the multi at 5.
+        for e in [at(Changed, "/k", 3), at(Changed, "/r/a", 5)] {
+            assert!(!m.dispatch(&e).duplicate);
+        }
+        // Connection 2 replays everything after 2, then goes on live.
+        assert!(m.set_watches(2).is_some());
+        let replay = [
+            at(Changed, "/k", 3),
+            at(Changed, "/r/a", 5),
+            at(Changed, "/r/b", 5),
+            at(Changed, "/k", 7),
+        ];
+        let duplicates: Vec<bool> = replay.iter().map(|e| m.dispatch(e).duplicate).collect();
+        assert_eq!(duplicates, [true, true, false, false]);
+        assert_eq!(drain(&mut k), owned(&[("/k", 3), ("/k", 7)]));
+        assert_eq!(drain(&mut r), owned(&[("/r/a", 5), ("/r/b", 5)]));
+        // A third connection replaying the same again changes nothing.
+        assert!(m.set_watches(2).is_some());
+        assert!(replay.iter().all(|e| m.dispatch(e).duplicate));
+        assert!(drain(&mut k).is_empty() && drain(&mut r).is_empty());
+    }
+
+    /// The new server had not applied 8 yet at `SetWatches`: 8 arrives again, live, after a
+    /// stream added on the new connection, which must get it; the old stream and the default
+    /// watcher had it already.
+    #[test]
+    fn a_stream_added_after_a_reconnect_gets_what_older_ones_had() {
+        use EventType::NodeDataChanged as Changed;
+        let mut m = WatchManager::default();
+        let mut old = stream(&mut m, AddWatchMode::Persistent, "/k");
+        m.set_watches(0);
+        assert!(!m.dispatch(&at(Changed, "/k", 8)).duplicate);
+        m.set_watches(5);
+        let mut new = stream(&mut m, AddWatchMode::Persistent, "/k");
+        assert_eq!(
+            m.dispatch(&at(Changed, "/k", 8)),
+            Dispatched {
+                receivers: 1,
+                duplicate: true
+            }
+        );
+        assert_eq!(
+            m.dispatch(&at(Changed, "/k", 9)),
+            Dispatched {
+                receivers: 2,
+                duplicate: false
+            }
+        );
+        assert_eq!(drain(&mut old), owned(&[("/k", 8), ("/k", 9)]));
+        assert_eq!(drain(&mut new), owned(&[("/k", 8), ("/k", 9)]));
+    }
+
+    /// One-shot watches are never deduplicated: the server fired (and forgot) them.
+    #[test]
+    fn a_replayed_event_still_fires_one_shot_watches() {
+        let mut m = WatchManager::default();
+        let _p = stream(&mut m, AddWatchMode::Persistent, "/k");
+        m.set_watches(0);
+        m.dispatch(&at(EventType::NodeDataChanged, "/k", 8));
+        m.set_watches(5);
+        let mut d = one(&mut m, OneShotKind::Data, "/k");
+        let out = m.dispatch(&at(EventType::NodeDataChanged, "/k", 8));
+        assert!(out.duplicate);
+        assert_eq!(out.receivers, 1);
+        assert_eq!(d.try_recv().unwrap().unwrap().zxid, 8);
+    }
+
+    /// The gap notice (a removal the client did not ask for, zxid not 0) ends every stream on
+    /// the path, and they are not re-registered after the next reconnect.
+    #[test]
+    fn a_gap_notice_ends_the_streams_of_its_path() {
+        let mut m = WatchManager::default();
+        let mut p = stream(&mut m, AddWatchMode::Persistent, "/k");
+        let mut r = stream(&mut m, AddWatchMode::PersistentRecursive, "/k");
+        let mut other = stream(&mut m, AddWatchMode::Persistent, "/o");
+        let gap = at(EventType::PersistentWatchRemoved, "/k", 42);
+        assert_eq!(
+            m.dispatch(&gap),
+            Dispatched {
+                receivers: 2,
+                duplicate: false
+            }
+        );
+        for rx in [&mut p, &mut r] {
+            assert_eq!(rx.try_recv().unwrap(), gap);
+            assert!(matches!(
+                rx.try_recv(),
+                Err(mpsc::error::TryRecvError::Disconnected)
+            ));
+        }
+        assert!(other.try_recv().is_err());
+        let Some(Request::SetWatches {
+            persistent,
+            persistent_recursive,
+            ..
+        }) = m.set_watches(50)
+        else {
+            panic!("/o is still watched");
+        };
+        assert_eq!(persistent, vec!["/o".to_string()]);
+        assert!(persistent_recursive.is_empty());
     }
 }

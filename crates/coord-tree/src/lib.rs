@@ -13,6 +13,8 @@
 //!   `tree.rs`; [`DataTree::snapshot`] / [`DataTree::from_snapshot`] persist it.
 //! - [`WatchManager`] is per server and volatile: it maps the [`Change`]s of each applied txn
 //!   to watch events for that server's sessions.
+//! - [`RecentChanges`] is per server and volatile: the changes of the last applied txns, from
+//!   which a reconnecting session's persistent watches are sent what they missed.
 //! - Semantics are ZooKeeper 3.8's (error codes and their precedence, sequential names,
 //!   ephemeral/container/TTL nodes, ACL schemes, watch firing rules).
 #![warn(missing_docs)]
@@ -22,6 +24,7 @@ mod apply;
 mod digest;
 mod node;
 mod reap;
+mod recent;
 mod snapshot;
 mod tree;
 // rkyv's derive emits undocumented helper types for enum variants with fields; every item
@@ -32,6 +35,7 @@ mod watch;
 
 pub use acl::digest_id;
 pub use apply::{ApplyOutcome, Change, MAX_TTL_MS};
+pub use recent::{RecentChanges, ReplayGap};
 pub use snapshot::{SNAPSHOT_VERSION, SnapshotView};
 pub use tree::DataTree;
 pub use txn::{Txn, TxnBody};

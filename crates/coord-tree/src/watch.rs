@@ -1,7 +1,9 @@
 //! [`WatchManager`]: one server's watches, and the events the tree's changes fire.
 //!
 //! Volatile and per server (never replicated): after a reconnect the client re-registers
-//! with [`WatchManager::set_watches`].
+//! with [`WatchManager::set_watches`], which replays from [`RecentChanges`] what the session's
+//! persistent watches missed meanwhile, so a live session sees every change it watches, in
+//! zxid order, across reconnects (or is told it cannot).
 //!
 //! Firing rules (ZooKeeper 3.8):
 //!
@@ -17,12 +19,13 @@
 //! events of one change come out sorted by session id. `by_session` mirrors `by_path`
 //! exactly, and `count` is the number of (session, path, kind) registrations.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use coord_proto::path::parent;
 use coord_proto::{ErrorCode, EventType, WatchedEvent, WatcherKind, Zxid};
 
 use crate::apply::Change;
+use crate::recent::RecentChanges;
 use crate::tree::DataTree;
 
 /// The kind of a registered watch.
@@ -272,23 +275,44 @@ impl WatchManager {
         out
     }
 
-    /// Re-registers a reconnecting session's watches (ZooKeeper's `SetWatches`). A watch
-    /// whose node changed after `relative_zxid` is not registered: its event is returned
-    /// instead, to deliver at once.
+    /// Re-registers a reconnecting session's watches (ZooKeeper's `SetWatches`) and returns
+    /// the events to deliver at once, before the reply, in this order:
     ///
-    /// - data: node missing → `NodeDeleted`; `mzxid > relative_zxid` → `NodeDataChanged`;
-    /// - exist: node present → `NodeCreated`;
-    /// - child: node missing → `NodeDeleted`; `pzxid > relative_zxid` → `NodeChildrenChanged`;
-    /// - persistent and recursive: always re-registered.
+    /// 1. Persistent and recursive watches: every change after `relative_zxid` they match,
+    ///    taken from `recent`, in zxid order — what [`WatchManager::trigger`] would have sent
+    ///    had the session stayed connected. Then they are registered again.
     ///
-    /// An event's zxid is the change's own (mzxid, czxid, pzxid) when the tree knows it, and
-    /// the tree's last applied zxid for a deletion.
+    ///    When `recent` no longer reaches back to `relative_zxid`, they cannot be replayed and
+    ///    are *not* registered: each of their paths gets one `PersistentWatchRemoved` event
+    ///    whose zxid is the tree's last applied zxid (never 0, unlike the notices of
+    ///    `remove_watches`). The client must add them again and re-read what they cover; a
+    ///    removal it did not ask for is the only honest answer when changes may be lost.
+    /// 2. One-shot watches, fired when their node changed after `relative_zxid`, else
+    ///    registered:
+    ///    - data: node missing → `NodeDeleted`; `mzxid > relative_zxid` → `NodeDataChanged`;
+    ///    - exist: node present → `NodeCreated`;
+    ///    - child: node missing → `NodeDeleted`; `pzxid > relative_zxid` → `NodeChildrenChanged`.
+    ///
+    ///    A one-shot watch that a replayed event of step 1 fires on the client (a create, data
+    ///    change or delete of its path for data and exist watches; a delete or children change
+    ///    for child watches) is consumed by that event: it is neither fired again nor
+    ///    registered, so no persistent watch of the client sees the same change twice.
+    ///
+    /// An event's zxid is the change's own (mzxid, czxid, pzxid, or the replayed change's)
+    /// when the tree knows it, and the tree's last applied zxid for a deletion.
+    ///
+    /// `relative_zxid` is the highest zxid of any reply the client received. A server queues
+    /// a change's events before any reply whose zxid covers it (one outbox per session), so
+    /// the client has every event of the changes up to it; it may also hold some events after
+    /// it (those that came after its last reply), which the replay sends again and the client
+    /// recognises by zxid.
     #[allow(clippy::too_many_arguments)]
     pub fn set_watches(
         &mut self,
         session_id: u64,
         relative_zxid: Zxid,
         tree: &DataTree,
+        recent: &RecentChanges,
         data: &[String],
         exist: &[String],
         child: &[String],
@@ -297,39 +321,87 @@ impl WatchManager {
     ) -> Vec<WatchedEvent> {
         let rel = relative_zxid.0;
         let deleted = tree.last_applied().0;
-        let mut events = Vec::new();
-        let mut fire = |event_type, path: &str, zxid| {
-            events.push(WatchedEvent {
-                event_type,
-                path: path.to_string(),
-                zxid,
-            });
-        };
-        for path in data {
-            match tree.stat(path) {
-                None => fire(EventType::NodeDeleted, path, deleted),
-                Some(s) if s.mzxid > rel => fire(EventType::NodeDataChanged, path, s.mzxid),
-                Some(_) => self.add(session_id, path, WatchKind::Data),
+        let (mut events, replayed) =
+            match recent.replay(relative_zxid, persistent, persistent_recursive) {
+                Ok(replay) => (replay, true),
+                Err(gap) => {
+                    let paths: BTreeSet<&str> = persistent
+                        .iter()
+                        .chain(persistent_recursive)
+                        .map(String::as_str)
+                        .collect();
+                    let zxid = tree.last_applied().max(gap.floor).0;
+                    let removed = paths
+                        .into_iter()
+                        .map(|path| WatchedEvent {
+                            event_type: EventType::PersistentWatchRemoved,
+                            path: path.to_string(),
+                            zxid,
+                        })
+                        .collect();
+                    (removed, false)
+                }
+            };
+        let mut fired = Vec::new();
+        {
+            // Paths whose one-shot data/exist (resp. child) watches a replayed event fires on
+            // the client (its dispatch rules, `coord-client` `watches.rs`).
+            let mut covers_data: HashSet<&str> = HashSet::new();
+            let mut covers_child: HashSet<&str> = HashSet::new();
+            if replayed {
+                for e in &events {
+                    let path = e.path.as_str();
+                    match e.event_type {
+                        EventType::NodeCreated | EventType::NodeDataChanged => {
+                            covers_data.insert(path);
+                        }
+                        EventType::NodeDeleted => {
+                            covers_data.insert(path);
+                            covers_child.insert(path);
+                        }
+                        EventType::NodeChildrenChanged => {
+                            covers_child.insert(path);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let mut fire = |event_type, path: &str, zxid| {
+                fired.push(WatchedEvent {
+                    event_type,
+                    path: path.to_string(),
+                    zxid,
+                });
+            };
+            for path in data.iter().filter(|p| !covers_data.contains(p.as_str())) {
+                match tree.stat(path) {
+                    None => fire(EventType::NodeDeleted, path, deleted),
+                    Some(s) if s.mzxid > rel => fire(EventType::NodeDataChanged, path, s.mzxid),
+                    Some(_) => self.add(session_id, path, WatchKind::Data),
+                }
+            }
+            for path in exist.iter().filter(|p| !covers_data.contains(p.as_str())) {
+                match tree.stat(path) {
+                    Some(s) => fire(EventType::NodeCreated, path, s.czxid),
+                    None => self.add(session_id, path, WatchKind::Exist),
+                }
+            }
+            for path in child.iter().filter(|p| !covers_child.contains(p.as_str())) {
+                match tree.stat(path) {
+                    None => fire(EventType::NodeDeleted, path, deleted),
+                    Some(s) if s.pzxid > rel => fire(EventType::NodeChildrenChanged, path, s.pzxid),
+                    Some(_) => self.add(session_id, path, WatchKind::Child),
+                }
             }
         }
-        for path in exist {
-            match tree.stat(path) {
-                Some(s) => fire(EventType::NodeCreated, path, s.czxid),
-                None => self.add(session_id, path, WatchKind::Exist),
+        events.extend(fired);
+        if replayed {
+            for path in persistent {
+                self.add(session_id, path, WatchKind::Persistent);
             }
-        }
-        for path in child {
-            match tree.stat(path) {
-                None => fire(EventType::NodeDeleted, path, deleted),
-                Some(s) if s.pzxid > rel => fire(EventType::NodeChildrenChanged, path, s.pzxid),
-                Some(_) => self.add(session_id, path, WatchKind::Child),
+            for path in persistent_recursive {
+                self.add(session_id, path, WatchKind::PersistentRecursive);
             }
-        }
-        for path in persistent {
-            self.add(session_id, path, WatchKind::Persistent);
-        }
-        for path in persistent_recursive {
-            self.add(session_id, path, WatchKind::PersistentRecursive);
         }
         events
     }

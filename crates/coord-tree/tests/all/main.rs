@@ -5,6 +5,7 @@ mod common;
 mod multi;
 mod ops;
 mod prop;
+mod replay;
 mod sessions_reap;
 mod snapshot;
 mod watch;

@@ -1,7 +1,7 @@
 //! WatchManager firing rules, removal and SetWatches.
 
 use coord_proto::{ErrorCode, EventType, WatchedEvent, WatcherKind, Zxid};
-use coord_tree::{Change, WatchKind, WatchManager};
+use coord_tree::{Change, RecentChanges, WatchKind, WatchManager};
 
 use crate::common::*;
 use EventType::*;
@@ -239,15 +239,24 @@ fn set_watches_fires_missed_changes_and_reregisters_the_rest() {
     h.mk("/kids"); // 4
     h.mk("/quiet"); // 5
     let rel = Zxid(h.next - 1);
-    h.ok(set_data("/changed", b"x", -1)); // 6
-    h.mk("/kids/k"); // 7
-    h.mk("/born"); // 8
+    // What the server's window holds of the changes since.
+    let mut recent = RecentChanges::new(100, rel);
+    for body in [
+        set_data("/changed", b"x", -1), // 6
+        create("/kids/k", b""),         // 7
+        create("/born", b""),           // 8
+    ] {
+        let zxid = Zxid(h.next);
+        let out = h.run(body);
+        recent.record(zxid, &out.changes);
+    }
     let s = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     let mut w = WatchManager::new();
     let events = w.set_watches(
         9,
         rel,
         &h.tree,
+        &recent,
         &s(&["/same", "/changed", "/gone"]),
         &s(&["/born", "/unborn"]),
         &s(&["/kids", "/quiet", "/gone2"]),

@@ -1,12 +1,22 @@
 //! Every watch kind through a real server: one-shot data/exists/child, persistent,
-//! persistent-recursive, removal, and re-registration across a reconnect.
+//! persistent-recursive, removal, and re-registration across a reconnect — with the changes
+//! a persistent watch missed while disconnected replayed exactly once, or its removal
+//! notified when the server can no longer replay them.
 
 mod common;
 use common::*;
-use coord_client::CreateOptions;
+use coord_client::{Client, ClientConfig, CreateOptions, SessionState};
 use coord_proto::*;
-use futures::StreamExt;
+use coord_server::store::REPLAY_WINDOW_CHANGES;
+use futures::{FutureExt, StreamExt};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), f)
@@ -252,5 +262,298 @@ fn watches_survive_a_server_restart_and_fire_for_missed_changes() {
             (EventType::NodeDataChanged, "/sw")
         );
         assert_eq!(watcher.get_data("/sw").await.unwrap().0, b"1");
+    });
+}
+
+/// A UDP relay between clients and one server whose client-to-server direction can be cut:
+/// while cut, the clients' packets are dropped and the server's still reach them.
+struct Relay {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(server: SocketAddr) -> Relay {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let main = tokio::spawn({
+            let (cut, tasks) = (cut.clone(), tasks.clone());
+            async move {
+                // One upstream socket per client address, each relaying the server's answers.
+                let mut ups: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+                let mut buf = vec![0u8; 65_536];
+                while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                    if cut.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let up = match ups.entry(from) {
+                        Entry::Occupied(e) => e.get().clone(),
+                        Entry::Vacant(e) => {
+                            let up = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                            up.connect(server).await.unwrap();
+                            let (up2, front) = (up.clone(), front.clone());
+                            tasks.lock().unwrap().push(tokio::spawn(async move {
+                                let mut buf = vec![0u8; 65_536];
+                                while let Ok(n) = up2.recv(&mut buf).await {
+                                    let _ = front.send_to(&buf[..n], from).await;
+                                }
+                            }));
+                            e.insert(up).clone()
+                        }
+                    };
+                    let _ = up.send(&buf[..n]).await;
+                }
+            }
+        });
+        tasks.lock().unwrap().push(main);
+        Relay { addr, cut, tasks }
+    }
+
+    fn cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+type Seen = (EventType, String, u64);
+
+fn seen(e: WatchedEvent) -> Seen {
+    (e.event_type, e.path, e.zxid)
+}
+
+/// A watcher session reaching the server through `relay`, recording every event its default
+/// watcher gets.
+async fn watcher_via(relay: &Relay, server: &Coordd) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let cfg = ClientConfig::new(&relay.addr.to_string(), server.ca_path())
+        .unwrap()
+        .session_timeout(Duration::from_secs(10));
+    let c = Client::connect(cfg).await.unwrap();
+    let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    c.set_default_watcher({
+        let log = log.clone();
+        move |e| log.lock().unwrap().push(seen(e))
+    });
+    (c, log)
+}
+
+/// Takes `watcher` off the server without ending its session: its packets stop reaching the
+/// server, and a raw connection resumes the session, so the server drops the watcher's stream
+/// (and with it the session's watches) and tells it so (`SessionMoved`). The watcher keeps
+/// trying to reconnect until the relay is restored. Returns the raw connection, which holds
+/// the session meanwhile.
+async fn take_away(relay: &Relay, server: &Coordd, watcher: &Client) -> RawSession {
+    let mut states = watcher.state_events();
+    relay.cut(true);
+    let mut thief = RawSession::open(server).await;
+    thief
+        .send(&connect_frame(
+            watcher.session_id(),
+            watcher.session_password(),
+            10_000,
+        ))
+        .await;
+    assert!(matches!(
+        thief.next().await,
+        Some(ServerFrame::Connected(_))
+    ));
+    within(states.wait_for(|s| *s == SessionState::Disconnected))
+        .await
+        .unwrap();
+    thief
+}
+
+/// Restores the relay and waits until the watcher has resumed its session.
+async fn bring_back(relay: &Relay, watcher: &Client) {
+    let mut states = watcher.state_events();
+    relay.cut(false);
+    tokio::time::timeout(
+        Duration::from_secs(8),
+        states.wait_for(|s| *s == SessionState::Connected),
+    )
+    .await
+    .expect("the watcher reconnects")
+    .unwrap();
+}
+
+async fn take(w: &mut coord_client::PersistentWatch, n: usize) -> Vec<Seen> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(seen(within(w.next()).await.expect("stream ended early")));
+    }
+    out
+}
+
+#[test]
+fn persistent_watches_get_every_change_missed_while_disconnected_once_and_in_order() {
+    use EventType::*;
+    let server = Coordd::start("tick_ms = 500");
+    runtime().block_on(async {
+        let relay = Relay::start(server.addr).await;
+        let (watcher, log) = watcher_via(&relay, &server).await;
+        let writer = server.client().await;
+        for p in ["/k", "/r", "/r/a"] {
+            writer
+                .create(p, b"", CreateOptions::persistent())
+                .await
+                .unwrap();
+        }
+        let mut exact = watcher
+            .add_watch("/k", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        let mut deep = watcher
+            .add_watch("/r", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let (mut want_k, mut want_r, mut want_all) = (Vec::new(), Vec::new(), Vec::new());
+        let mut expect = |e: Seen| {
+            if e.1.starts_with("/k") {
+                want_k.push(e.clone());
+            } else {
+                want_r.push(e.clone());
+            }
+            want_all.push(e);
+        };
+
+        // Delivered live before the disconnect, after the watcher's last reply: the replay
+        // sends it again, and the client must not deliver it twice.
+        let z = writer.set_data("/k", b"0", None).await.unwrap().mzxid;
+        assert_eq!(
+            take(&mut exact, 1).await,
+            vec![(NodeDataChanged, "/k".into(), z)]
+        );
+        expect((NodeDataChanged, "/k".into(), z));
+
+        let _thief = take_away(&relay, &server, &watcher).await;
+        // Changes while the watcher is away, some of them several in one txn.
+        let z = writer.set_data("/k", b"1", None).await.unwrap().mzxid;
+        expect((NodeDataChanged, "/k".into(), z));
+        let (_, st) = writer
+            .create2("/k/c", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        expect((NodeChildrenChanged, "/k".into(), st.czxid));
+        let z = writer.set_data("/r/a", b"1", None).await.unwrap().mzxid;
+        expect((NodeDataChanged, "/r/a".into(), z));
+        let (_, st) = writer
+            .create2("/r/b", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        expect((NodeCreated, "/r/b".into(), st.czxid));
+        let set = |p: &str| MultiOp::SetData {
+            path: p.into(),
+            data: b"m".to_vec(),
+            version: -1,
+        };
+        writer
+            .multi(vec![set("/k"), set("/r/a"), set("/k")])
+            .await
+            .unwrap();
+        let z = writer.last_zxid();
+        expect((NodeDataChanged, "/k".into(), z));
+        expect((NodeDataChanged, "/r/a".into(), z));
+        expect((NodeDataChanged, "/k".into(), z));
+        writer.delete("/r/a", None).await.unwrap();
+        expect((NodeDeleted, "/r/a".into(), writer.last_zxid()));
+
+        bring_back(&relay, &watcher).await;
+        // Changes after the reconnect come after the replay.
+        let z = writer.set_data("/k", b"2", None).await.unwrap().mzxid;
+        expect((NodeDataChanged, "/k".into(), z));
+        let z = writer.set_data("/r", b"2", None).await.unwrap().mzxid;
+        expect((NodeDataChanged, "/r".into(), z));
+
+        // The pre-disconnect event was taken above already.
+        assert_eq!(take(&mut exact, want_k.len() - 1).await, want_k[1..]);
+        assert_eq!(take(&mut deep, want_r.len()).await, want_r);
+        // No copies trail behind.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(exact.next().now_or_never().is_none());
+        assert!(deep.next().now_or_never().is_none());
+        assert_eq!(*log.lock().unwrap(), want_all);
+    });
+}
+
+#[test]
+fn persistent_watches_end_with_a_removal_when_the_server_cannot_replay() {
+    use EventType::*;
+    let server = Coordd::start("tick_ms = 500");
+    runtime().block_on(async {
+        let relay = Relay::start(server.addr).await;
+        let (watcher, log) = watcher_via(&relay, &server).await;
+        let writer = server.client().await;
+        for p in ["/k", "/r", "/d"] {
+            writer
+                .create(p, b"", CreateOptions::persistent())
+                .await
+                .unwrap();
+        }
+        let mut exact = watcher
+            .add_watch("/k", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        let mut deep = watcher
+            .add_watch("/r", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let (_, _, one_shot) = watcher.get_data_w("/d").await.unwrap();
+
+        let _thief = take_away(&relay, &server, &watcher).await;
+        // One txn with more changes than the server keeps: nothing before it can be replayed.
+        let ops = (0..=REPLAY_WINDOW_CHANGES)
+            .map(|_| MultiOp::SetData {
+                path: "/k".into(),
+                data: vec![],
+                version: -1,
+            })
+            .collect();
+        writer.multi(ops).await.unwrap();
+        let big = writer.last_zxid();
+        let z = writer.set_data("/d", b"1", None).await.unwrap().mzxid;
+        bring_back(&relay, &watcher).await;
+
+        // Each stream is told, with a nonzero zxid, and ends.
+        for (w, path) in [(&mut exact, "/k"), (&mut deep, "/r")] {
+            let e = within(w.next()).await.expect("a removal notice");
+            assert_eq!(
+                (e.event_type, e.path.as_str()),
+                (PersistentWatchRemoved, path)
+            );
+            assert!(e.zxid >= big, "zxid {:#x} < {big:#x}", e.zxid);
+            assert!(within(w.next()).await.is_none(), "the stream ends");
+        }
+        // One-shot watches fire as ever.
+        let e = within(one_shot).await.unwrap();
+        assert_eq!(seen(e), (NodeDataChanged, "/d".into(), z));
+        assert!(
+            log.lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.0 == PersistentWatchRemoved)
+                .count()
+                == 2
+        );
+        // The application re-adds, then re-reads; the new watch works.
+        let mut exact = watcher
+            .add_watch("/k", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        let (data, _) = watcher.get_data("/k").await.unwrap();
+        assert!(data.is_empty());
+        let z = writer.set_data("/k", b"after", None).await.unwrap().mzxid;
+        assert_eq!(
+            take(&mut exact, 1).await,
+            vec![(NodeDataChanged, "/k".into(), z)]
+        );
     });
 }

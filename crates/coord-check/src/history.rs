@@ -148,6 +148,16 @@ pub enum Notice {
         /// The zxid of the `addWatch` reply.
         zxid: u64,
     },
+    /// The server could not replay what the persistent watch on `key` missed while the
+    /// session was away (its window of recent changes no longer reached back) and removed
+    /// it (`PersistentWatchRemoved` with a nonzero zxid, here `zxid`). The watch promises
+    /// nothing after the last event it delivered before this.
+    WatchLost {
+        /// The watched register.
+        key: String,
+        /// The server's zxid when it gave up the watch.
+        zxid: u64,
+    },
     /// A watch event: data of `key` changed at `zxid`.
     WatchEvent {
         /// The watched register.
@@ -325,6 +335,7 @@ impl fmt::Display for Notice {
             Notice::Disconnected { session } => write!(f, "Disconnected {session:#x}"),
             Notice::WatchAdded { key, zxid } => write!(f, "WatchAdded {key} at {zxid:#x}"),
             Notice::WatchEvent { key, zxid } => write!(f, "WatchEvent {key} zxid {zxid:#x}"),
+            Notice::WatchLost { key, zxid } => write!(f, "WatchLost {key} at {zxid:#x}"),
             Notice::EphemeralsSeen { names, zxid } => {
                 write!(f, "EphemeralsSeen at {zxid:#x}: [{}]", names.join(", "))
             }

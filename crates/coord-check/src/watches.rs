@@ -16,6 +16,9 @@
 //!   of a key, in order of first sighting, must each be matched to a different unknown write
 //!   to the key invoked before that sighting.
 //!
+//! A `WatchLost` (the server could not replay a gap and removed the watch) ends the
+//! promise: writes after the last event the watch delivered before it need not appear.
+//!
 //! The runner must keep draining a session's event stream until it closes, also after the
 //! session ended, or events it never read show up here as missing.
 
@@ -43,6 +46,8 @@ struct Seen {
 struct Watch {
     added: Seen,
     events: Vec<Seen>,
+    /// Set by `WatchLost`: no promise past the events delivered before it.
+    lost: Option<Seen>,
 }
 
 /// What a known zxid was.
@@ -134,6 +139,7 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
                 watches.entry((who.0, who.1, key)).or_insert(Watch {
                     added: seen,
                     events: Vec::new(),
+                    lost: None,
                 });
             }
             Notice::WatchEvent { key, zxid } => {
@@ -152,6 +158,14 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
                         ),
                         entries: vec![i],
                     }),
+                }
+            }
+            Notice::WatchLost { key, zxid } => {
+                if let Some(watch) = watches.get_mut(&(who.0, who.1, key.as_str())) {
+                    watch.lost.get_or_insert(Seen {
+                        zxid: *zxid,
+                        entry: i,
+                    });
                 }
             }
             Notice::EphemeralsSeen { zxid, .. } => raise(
@@ -215,8 +229,18 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
                 }
             }
         }
-        // Every acknowledged write in (Z0, cap] must be among the events.
-        let Some(cap) = caps.get(&(process, session)).copied() else {
+        // Every acknowledged write in (Z0, cap] must be among the events; for a lost watch,
+        // cap is its last event before the loss.
+        let cap = match watch.lost {
+            Some(lost) => watch
+                .events
+                .iter()
+                .filter(|e| e.entry < lost.entry)
+                .max_by_key(|e| e.zxid)
+                .copied(),
+            None => caps.get(&(process, session)).copied(),
+        };
+        let Some(cap) = cap else {
             continue;
         };
         let Some(list) = writes.get(key) else {
@@ -346,6 +370,35 @@ mod tests {
         let report = check(&b.finish());
         assert!(report.passed(), "{}", reason(&report));
         assert_eq!(report.checked, 4);
+    }
+
+    #[test]
+    fn a_lost_watch_owes_nothing_after_its_last_event_but_everything_before() {
+        // Events at 5, then the server gives the watch up: 7 may be missing.
+        let mut b = base();
+        event(&mut b, 1, "k", 5);
+        let lost = |b: &mut Builder| {
+            b.notice(
+                1,
+                Notice::WatchLost {
+                    key: "k".into(),
+                    zxid: 9,
+                },
+            )
+        };
+        lost(&mut b);
+        let report = check(&b.finish());
+        assert!(report.passed(), "{}", reason(&report));
+        // But a write before its last delivered event must still have been delivered.
+        let mut b = base();
+        event(&mut b, 1, "k", 7);
+        lost(&mut b);
+        let report = check(&b.finish());
+        assert!(
+            reason(&report).contains("no event for"),
+            "{}",
+            reason(&report)
+        );
     }
 
     #[test]

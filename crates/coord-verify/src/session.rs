@@ -59,21 +59,27 @@ struct Inbox {
 }
 
 impl Inbox {
-    /// Records a data change of a register as a `WatchEvent`; other events (lock nodes) are
-    /// not part of the history.
+    /// Records a data change of a register as a `WatchEvent`, and the server giving up a
+    /// register's persistent watch as `WatchLost`; other events (lock nodes) are not part of
+    /// the history.
     fn record_event(&self, e: &WatchedEvent) {
-        if e.event_type == EventType::NodeDataChanged
-            && let Some(key) = e.path.strip_prefix(KEY_PREFIX)
-        {
-            self.rec.notice(
-                self.process,
-                self.session,
-                Notice::WatchEvent {
-                    key: key.to_string(),
-                    zxid: e.zxid,
-                },
-            );
-        }
+        let Some(key) = e.path.strip_prefix(KEY_PREFIX) else {
+            return;
+        };
+        let notice = match e.event_type {
+            EventType::NodeDataChanged => Notice::WatchEvent {
+                key: key.to_string(),
+                zxid: e.zxid,
+            },
+            // The server could not replay what the watch missed and gave it up (a removal the
+            // runner asked for would carry zxid 0; it never asks).
+            EventType::PersistentWatchRemoved if e.zxid != 0 => Notice::WatchLost {
+                key: key.to_string(),
+                zxid: e.zxid,
+            },
+            _ => return,
+        };
+        self.rec.notice(self.process, self.session, notice);
     }
 
     /// Records every event waiting (no call may be outstanding).

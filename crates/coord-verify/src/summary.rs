@@ -191,7 +191,7 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
     // Notices.
     let mut started = 0;
     let mut ended: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut disconnects, mut watches, mut events, mut seen) = (0, 0, 0, 0);
+    let (mut disconnects, mut watches, mut events, mut lost, mut seen) = (0, 0, 0, 0, 0);
     for e in &r.history.entries {
         if let EntryKind::Notice(n) = &e.kind {
             match n {
@@ -202,6 +202,7 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
                 Notice::Disconnected { .. } => disconnects += 1,
                 Notice::WatchAdded { .. } => watches += 1,
                 Notice::WatchEvent { .. } => events += 1,
+                Notice::WatchLost { .. } => lost += 1,
                 Notice::EphemeralsSeen { .. } => seen += 1,
             }
         }
@@ -209,7 +210,7 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
     let ended_text: Vec<String> = ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
         out,
-        "\nsessions: {started} started, ended: {}; {disconnects} disconnects; {watches} watches added, {events} watch events; {seen} ephemeral observations",
+        "\nsessions: {started} started, ended: {}; {disconnects} disconnects; {watches} watches added, {events} watch events, {lost} watches given up by a server that could not replay a gap; {seen} ephemeral observations",
         if ended_text.is_empty() {
             "none".to_string()
         } else {

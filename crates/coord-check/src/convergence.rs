@@ -148,15 +148,7 @@ pub(crate) fn check_paired(paired: &Paired<'_>, finals: &[ServerFinal]) -> Repor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Verdict;
     use crate::testkit::{Builder, finals};
-
-    fn reason(report: &Report) -> String {
-        match &report.verdict {
-            Verdict::Pass => String::new(),
-            Verdict::Fail { reason, .. } => reason.clone(),
-        }
-    }
 
     /// k: "a" acknowledged at version 1, "b" unknown. j: untouched but read.
     fn history() -> History {
@@ -177,7 +169,7 @@ mod tests {
         let h = history();
         for k in [("k", "a", 1), ("k", "b", 2)] {
             let report = check(&h, &finals(3, &[k, ("j", "", 0)]));
-            assert!(report.passed(), "{k:?}: {}", reason(&report));
+            assert!(report.passed(), "{k:?}: {}", report.reason());
         }
     }
 
@@ -187,7 +179,7 @@ mod tests {
         let mut servers = finals(3, &[("k", "a", 1), ("j", "", 0)]);
         servers[2].digest = 0xbad;
         let report = check(&h, &servers);
-        assert!(reason(&report).contains("digest"), "{}", reason(&report));
+        assert!(report.reason().contains("digest"), "{}", report.reason());
 
         let mut servers = finals(3, &[("k", "a", 1), ("j", "", 0)]);
         servers[1]
@@ -195,9 +187,9 @@ mod tests {
             .insert("k".to_string(), (b"b".to_vec(), 2));
         let report = check(&h, &servers);
         assert!(
-            reason(&report).contains("server 2 holds"),
+            report.reason().contains("server 2 holds"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -205,9 +197,9 @@ mod tests {
     fn lost_acknowledged_write_fails() {
         let report = check(&history(), &finals(3, &[("k", "", 0), ("j", "", 0)]));
         assert!(
-            reason(&report).contains("below acknowledged"),
+            report.reason().contains("below acknowledged"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -216,9 +208,9 @@ mod tests {
         for data in ["zzz", "c"] {
             let report = check(&history(), &finals(3, &[("k", data, 2), ("j", "", 0)]));
             assert!(
-                reason(&report).contains("never written"),
+                report.reason().contains("never written"),
                 "{}",
-                reason(&report)
+                report.reason()
             );
         }
     }
@@ -227,9 +219,9 @@ mod tests {
     fn acknowledged_data_at_another_version_fails() {
         let report = check(&history(), &finals(3, &[("k", "a", 2), ("j", "", 0)]));
         assert!(
-            reason(&report).contains("wrote it as"),
+            report.reason().contains("wrote it as"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -237,15 +229,15 @@ mod tests {
     fn missing_key_or_no_finals_fail() {
         let report = check(&history(), &finals(3, &[("k", "a", 1)]));
         assert!(
-            reason(&report).contains("key j: no server"),
+            report.reason().contains("key j: no server"),
             "{}",
-            reason(&report)
+            report.reason()
         );
         let report = check(&history(), &[]);
         assert!(
-            reason(&report).contains("no server reported"),
+            report.reason().contains("no server reported"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 }

@@ -204,14 +204,11 @@ pub(crate) fn check_paired(paired: &Paired<'_>, params: &Params) -> Report {
     let Some(first) = violations.first() else {
         return Report::pass(NAME, checked);
     };
-    let mut reason = first.what.clone();
-    if violations.len() > 1 {
-        reason.push_str(&format!(" ({} violations in all)", violations.len()));
-    }
-    Report::fail(
+    Report::first_of(
         NAME,
         checked,
-        reason,
+        first.what.clone(),
+        violations.len(),
         history,
         first.entries.iter().copied(),
     )
@@ -227,13 +224,6 @@ mod tests {
         session_timeout_ms: 4_000,
         election_bound_ms: 1_000,
     };
-
-    fn reason(report: &Report) -> String {
-        match &report.verdict {
-            Verdict::Pass => String::new(),
-            Verdict::Fail { reason, .. } => reason.clone(),
-        }
-    }
 
     fn create(b: &mut Builder, p: ProcessId, name: &str, czxid: u64) {
         let op = Op::CreateEphemeral {
@@ -271,7 +261,7 @@ mod tests {
         b.advance_ms(3_000);
         seen(&mut b, &[], 9);
         let report = check(&b.finish(), &PARAMS);
-        assert!(report.passed(), "{}", reason(&report));
+        assert!(report.passed(), "{}", report.reason());
         assert_eq!(report.checked, 3);
     }
 
@@ -284,9 +274,9 @@ mod tests {
         seen(&mut b, &["e1"], 9);
         let report = check(&b.finish(), &PARAMS);
         assert!(
-            reason(&report).contains("after the session ended"),
+            report.reason().contains("after the session ended"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -318,9 +308,9 @@ mod tests {
         seen(&mut b, &["e1"], 9);
         let report = check(&b.finish(), &PARAMS);
         assert!(
-            reason(&report).contains("after the session ended"),
+            report.reason().contains("after the session ended"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -332,9 +322,9 @@ mod tests {
         read(&mut b, 1, 7);
         let report = check(&b.finish(), &PARAMS);
         assert!(
-            reason(&report).contains("missing at 0x6"),
+            report.reason().contains("missing at 0x6"),
             "{}",
-            reason(&report)
+            report.reason()
         );
         let Verdict::Fail { slice, .. } = &report.verdict else {
             unreachable!("failed above")
@@ -357,9 +347,9 @@ mod tests {
         seen(&mut b, &["ghost"], 3);
         let report = check(&b.finish(), &PARAMS);
         assert!(
-            reason(&report).contains("never created"),
+            report.reason().contains("never created"),
             "{}",
-            reason(&report)
+            report.reason()
         );
 
         let mut b = Builder::new();
@@ -367,9 +357,9 @@ mod tests {
         create(&mut b, 1, "e1", 5);
         let report = check(&b.finish(), &PARAMS);
         assert!(
-            reason(&report).contains("before it was created"),
+            report.reason().contains("before it was created"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 

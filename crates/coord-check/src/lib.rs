@@ -94,6 +94,30 @@ impl Report {
         matches!(self.verdict, Verdict::Pass)
     }
 
+    /// Why it failed ("" when it passed).
+    pub fn reason(&self) -> &str {
+        match &self.verdict {
+            Verdict::Pass => "",
+            Verdict::Fail { reason, .. } => reason,
+        }
+    }
+
+    /// The failure for the first of `total` violations: its reason (with the count when
+    /// there are more) and the slice of its entries (see [`Report::fail`]).
+    pub(crate) fn first_of(
+        checker: &str,
+        checked: u64,
+        mut reason: String,
+        total: usize,
+        history: &History,
+        indices: impl IntoIterator<Item = usize>,
+    ) -> Report {
+        if total > 1 {
+            reason.push_str(&format!(" ({total} violations in all)"));
+        }
+        Report::fail(checker, checked, reason, history, indices)
+    }
+
     pub(crate) fn pass(checker: &str, checked: u64) -> Report {
         Report {
             checker: checker.to_string(),

@@ -176,14 +176,17 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
     let Some((what, pair)) = violations.first() else {
         return Report::pass(NAME, checked);
     };
-    let mut reason = what.clone();
-    if violations.len() > 1 {
-        reason.push_str(&format!(" ({} violations in all)", violations.len()));
-    }
     let entries = pair
         .iter()
         .flat_map(|h| paired.ops[h.op].entries().chain(h.end));
-    Report::fail(NAME, checked, reason, history, entries)
+    Report::first_of(
+        NAME,
+        checked,
+        what.clone(),
+        violations.len(),
+        history,
+        entries,
+    )
 }
 
 #[cfg(test)]
@@ -191,13 +194,6 @@ mod tests {
     use super::*;
     use crate::Verdict;
     use crate::testkit::Builder;
-
-    fn reason(report: &Report) -> String {
-        match &report.verdict {
-            Verdict::Pass => String::new(),
-            Verdict::Fail { reason, .. } => reason.clone(),
-        }
-    }
 
     fn acquire(b: &mut Builder, p: ProcessId, fence: u64) {
         let op = Op::LockAcquire {
@@ -225,7 +221,7 @@ mod tests {
         b.notice(2, Notice::Disconnected { session });
         acquire(&mut b, 1, 9);
         let report = check(&b.finish());
-        assert!(report.passed(), "{}", reason(&report));
+        assert!(report.passed(), "{}", report.reason());
         assert_eq!(report.checked, 3);
     }
 
@@ -237,9 +233,9 @@ mod tests {
         release(&mut b, 1);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("still held it"),
+            report.reason().contains("still held it"),
             "{}",
-            reason(&report)
+            report.reason()
         );
         let Verdict::Fail { slice, .. } = &report.verdict else {
             unreachable!("failed above")
@@ -285,9 +281,9 @@ mod tests {
         acquire(&mut b, 2, 5);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("is not above"),
+            report.reason().contains("is not above"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 

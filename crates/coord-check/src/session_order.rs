@@ -172,15 +172,19 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
         return Report::pass(NAME, checked);
     };
     let op = &paired.ops[first.ops[1]];
-    let mut reason = format!(
+    let reason = format!(
         "process {} session {:#x}: {}",
         op.process, op.session, first.what
     );
-    if violations.len() > 1 {
-        reason.push_str(&format!(" ({} violations in all)", violations.len()));
-    }
     let entries = first.ops.iter().flat_map(|&k| paired.ops[k].entries());
-    Report::fail(NAME, checked, reason, paired.history, entries)
+    Report::first_of(
+        NAME,
+        checked,
+        reason,
+        violations.len(),
+        paired.history,
+        entries,
+    )
 }
 
 #[cfg(test)]
@@ -188,13 +192,6 @@ mod tests {
     use super::*;
     use crate::Verdict;
     use crate::testkit::Builder;
-
-    fn reason(report: &Report) -> String {
-        match &report.verdict {
-            Verdict::Pass => String::new(),
-            Verdict::Fail { reason, .. } => reason.clone(),
-        }
-    }
 
     #[test]
     fn session_that_only_moves_forward_passes() {
@@ -211,7 +208,7 @@ mod tests {
         let r = b.invoke(2, Builder::read("k", false));
         b.read_at(2, r, "", 0, 0, 3);
         let report = check(&b.finish());
-        assert!(report.passed(), "{}", reason(&report));
+        assert!(report.passed(), "{}", report.reason());
         assert_eq!(report.checked, 5);
     }
 
@@ -224,9 +221,9 @@ mod tests {
         b.read_at(1, r, "", 0, 0, 8);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("reply zxid went back"),
+            report.reason().contains("reply zxid went back"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -239,9 +236,9 @@ mod tests {
         b.read_at(1, r, "a", 1, 5, 9);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("monotonic reads"),
+            report.reason().contains("monotonic reads"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -262,9 +259,9 @@ mod tests {
         b.read_at(1, r, "", 0, 0, 5);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("read your writes"),
+            report.reason().contains("read your writes"),
             "{}",
-            reason(&report)
+            report.reason()
         );
         let Verdict::Fail { slice, .. } = &report.verdict else {
             unreachable!("failed above")
@@ -289,9 +286,9 @@ mod tests {
         );
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("writes follow reads"),
+            report.reason().contains("writes follow reads"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -302,9 +299,9 @@ mod tests {
         b.read_at(1, r, "a", 1, 9, 8);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("in a reply at"),
+            report.reason().contains("in a reply at"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 

@@ -301,14 +301,11 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
     let Some(first) = violations.first() else {
         return Report::pass(NAME, checked);
     };
-    let mut reason = first.what.clone();
-    if violations.len() > 1 {
-        reason.push_str(&format!(" ({} violations in all)", violations.len()));
-    }
-    Report::fail(
+    Report::first_of(
         NAME,
         checked,
-        reason,
+        first.what.clone(),
+        violations.len(),
         history,
         first.entries.iter().copied(),
     )
@@ -317,15 +314,7 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Verdict;
     use crate::testkit::Builder;
-
-    fn reason(report: &Report) -> String {
-        match &report.verdict {
-            Verdict::Pass => String::new(),
-            Verdict::Fail { reason, .. } => reason.clone(),
-        }
-    }
 
     fn added(b: &mut Builder, p: ProcessId, key: &str, zxid: u64) {
         b.notice(
@@ -368,7 +357,7 @@ mod tests {
         event(&mut b, 1, "k", 5);
         event(&mut b, 1, "k", 7);
         let report = check(&b.finish());
-        assert!(report.passed(), "{}", reason(&report));
+        assert!(report.passed(), "{}", report.reason());
         assert_eq!(report.checked, 4);
     }
 
@@ -388,16 +377,16 @@ mod tests {
         };
         lost(&mut b);
         let report = check(&b.finish());
-        assert!(report.passed(), "{}", reason(&report));
+        assert!(report.passed(), "{}", report.reason());
         // But a write before its last delivered event must still have been delivered.
         let mut b = base();
         event(&mut b, 1, "k", 7);
         lost(&mut b);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("no event for"),
+            report.reason().contains("no event for"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -407,9 +396,9 @@ mod tests {
         event(&mut b, 1, "k", 7);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("no event for"),
+            report.reason().contains("no event for"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -434,9 +423,9 @@ mod tests {
         event(&mut b, 1, "k", 5);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("after one at"),
+            report.reason().contains("after one at"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -448,9 +437,9 @@ mod tests {
         event(&mut b, 1, "k", 7);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("the zxid of"),
+            report.reason().contains("the zxid of"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -462,9 +451,9 @@ mod tests {
         event(&mut b, 1, "k", 5);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("the watch was added"),
+            report.reason().contains("the watch was added"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -475,9 +464,9 @@ mod tests {
         event(&mut b, 1, "k", 5);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("without a watch"),
+            report.reason().contains("without a watch"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 
@@ -493,7 +482,7 @@ mod tests {
             event(&mut b, 1, "k", 7);
             event(&mut b, 1, "k", 8);
             let report = check(&b.finish());
-            assert_eq!(report.passed(), passes, "{unknowns}: {}", reason(&report));
+            assert_eq!(report.passed(), passes, "{unknowns}: {}", report.reason());
         }
     }
 
@@ -508,9 +497,9 @@ mod tests {
         event(&mut b, 1, "k", 9);
         let report = check(&b.finish());
         assert!(
-            reason(&report).contains("matches no write"),
+            report.reason().contains("matches no write"),
             "{}",
-            reason(&report)
+            report.reason()
         );
     }
 }

@@ -4,13 +4,6 @@ use super::*;
 use crate::Verdict;
 use crate::testkit::{Builder, finals};
 
-fn reason(report: &Report) -> &str {
-    match &report.verdict {
-        Verdict::Pass => "",
-        Verdict::Fail { reason, .. } => reason,
-    }
-}
-
 fn slice_len(report: &Report) -> usize {
     match &report.verdict {
         Verdict::Pass => 0,
@@ -31,7 +24,7 @@ fn sequential_writes_and_reads_pass() {
     b.written(2, m, 3, 7);
     let h = b.finish();
     let report = check(&h, &finals(3, &[("k", "c", 3)]));
-    assert!(report.passed(), "{}", reason(&report));
+    assert!(report.passed(), "{}", report.reason());
     assert_eq!(report.checked, 4);
 }
 
@@ -46,14 +39,14 @@ fn stale_synced_read_after_acknowledged_write_fails() {
     let report = check(&h, &[]);
     assert!(!report.passed());
     assert!(
-        reason(&report).contains("not linearizable"),
+        report.reason().contains("not linearizable"),
         "{}",
-        reason(&report)
+        report.reason()
     );
     assert!(
-        reason(&report).contains(&format!("#{r}")),
+        report.reason().contains(&format!("#{r}")),
         "{}",
-        reason(&report)
+        report.reason()
     );
     assert_eq!(slice_len(&report), 4, "both operations, nothing else");
 }
@@ -80,9 +73,9 @@ fn lost_acknowledged_write_fails_against_the_final_value() {
     let report = check(&h, &finals(3, &[("k", "a", 1)]));
     assert!(!report.passed());
     assert!(
-        reason(&report).contains("final value"),
+        report.reason().contains("final value"),
         "{}",
-        reason(&report)
+        report.reason()
     );
     assert!(check(&h, &finals(3, &[("k", "b", 2)])).passed());
 }
@@ -112,7 +105,7 @@ fn concurrent_writes_read_in_either_order_pass() {
         b.read_ok(3, r, last, 2);
         let h = b.finish();
         let report = check(&h, &finals(1, &[("k", last, 2)]));
-        assert!(report.passed(), "{last}: {}", reason(&report));
+        assert!(report.passed(), "{last}: {}", report.reason());
     }
 }
 
@@ -169,7 +162,7 @@ fn unknown_write_that_never_shows_passes_whether_or_not_it_applied() {
         b.read_ok(3, r, "b", version_after);
         let h = b.finish();
         let report = check(&h, &finals(3, &[("k", "b", final_version)]));
-        assert!(report.passed(), "{version_after}: {}", reason(&report));
+        assert!(report.passed(), "{version_after}: {}", report.reason());
     }
 }
 
@@ -229,9 +222,9 @@ fn cas_success_against_the_wrong_version_fails() {
     let report = check(&h, &[]);
     assert!(!report.passed());
     assert!(
-        reason(&report).contains(&format!("#{c}")),
+        report.reason().contains(&format!("#{c}")),
         "{}",
-        reason(&report)
+        report.reason()
     );
 }
 
@@ -312,14 +305,14 @@ fn keys_are_checked_separately_and_every_failing_key_is_counted() {
     let h = b.finish();
     let report = check(&h, &[]);
     assert!(
-        reason(&report).starts_with("key k1:"),
+        report.reason().starts_with("key k1:"),
         "{}",
-        reason(&report)
+        report.reason()
     );
     assert!(
-        reason(&report).contains("2 keys fail"),
+        report.reason().contains("2 keys fail"),
         "{}",
-        reason(&report)
+        report.reason()
     );
     assert_eq!(report.checked, 5);
 }
@@ -333,7 +326,7 @@ fn duplicate_written_data_is_malformed() {
     b.written(1, w, 2, 6);
     let h = b.finish();
     let report = check(&h, &[]);
-    assert!(reason(&report).contains("malformed"), "{}", reason(&report));
+    assert!(report.reason().contains("malformed"), "{}", report.reason());
     assert_eq!(slice_len(&report), 4);
 }
 
@@ -344,9 +337,9 @@ fn malformed_history_fails_instead_of_panicking() {
     let h = b.finish();
     let report = check(&h, &[]);
     assert!(
-        reason(&report).contains("malformed history"),
+        report.reason().contains("malformed history"),
         "{}",
-        reason(&report)
+        report.reason()
     );
 }
 
@@ -363,9 +356,9 @@ fn exhausted_budget_is_an_inconclusive_failure() {
     let report = check_with_budget(&h, &[], budget);
     assert!(!report.passed());
     assert!(
-        reason(&report).contains("inconclusive: budget exceeded"),
+        report.reason().contains("inconclusive: budget exceeded"),
         "{}",
-        reason(&report)
+        report.reason()
     );
 }
 

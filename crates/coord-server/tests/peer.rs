@@ -188,6 +188,16 @@ fn three_nodes_link_up_exchange_fifo_frames_and_relink() {
             l.events.iter().filter(|(_, e)| e == "up").count() == 2
         })
         .await;
+        // A frame sent while the sender has no link is dropped by design: wait until node 1
+        // has its new link to 3 too (its second "up" for 3), not only node 3's side.
+        wait_for(&logs[&1], "node 1 relinked to 3", |l| {
+            l.events
+                .iter()
+                .filter(|(p, e)| *p == 3 && e == "up")
+                .count()
+                >= 2
+        })
+        .await;
         nodes[&1].0.do_send(SendTo {
             to: 3,
             frame: frame("again"),

@@ -18,7 +18,7 @@
 use crate::fasthash::{FastMap, FastSet};
 use crate::history::{EntryKind, History, Notice, OkResult, Op, ProcessId};
 use crate::ops::{Paired, pair};
-use crate::{Params, Report};
+use crate::{Params, Report, Violation};
 
 /// The checker's name in reports.
 pub const NAME: &str = "ephemerals";
@@ -40,11 +40,6 @@ struct Observation<'h> {
     time_ns: u64,
     zxid: u64,
     names: FastSet<&'h str>,
-}
-
-struct Violation {
-    what: String,
-    entries: Vec<usize>,
 }
 
 pub(crate) fn check_paired(paired: &Paired<'_>, params: &Params) -> Report {
@@ -201,17 +196,7 @@ pub(crate) fn check_paired(paired: &Paired<'_>, params: &Params) -> Report {
         }
     }
 
-    let Some(first) = violations.first() else {
-        return Report::pass(NAME, checked);
-    };
-    Report::first_of(
-        NAME,
-        checked,
-        first.what.clone(),
-        violations.len(),
-        history,
-        first.entries.iter().copied(),
-    )
+    Report::from_violations(NAME, checked, &violations, history)
 }
 
 #[cfg(test)]

@@ -118,6 +118,27 @@ impl Report {
         Report::fail(checker, checked, reason, history, indices)
     }
 
+    /// Pass if `violations` is empty, else the failure for the first of them (see
+    /// [`Report::first_of`]).
+    pub(crate) fn from_violations(
+        checker: &str,
+        checked: u64,
+        violations: &[Violation],
+        history: &History,
+    ) -> Report {
+        match violations.first() {
+            None => Report::pass(checker, checked),
+            Some(first) => Report::first_of(
+                checker,
+                checked,
+                first.what.clone(),
+                violations.len(),
+                history,
+                first.entries.iter().copied(),
+            ),
+        }
+    }
+
     pub(crate) fn pass(checker: &str, checked: u64) -> Report {
         Report {
             checker: checker.to_string(),
@@ -157,6 +178,12 @@ impl Report {
             checked,
         }
     }
+}
+
+/// One broken promise: what, and the history entries (by index) that show it.
+pub(crate) struct Violation {
+    pub(crate) what: String,
+    pub(crate) entries: Vec<usize>,
 }
 
 /// Runs every checker, in the order linearizable, session-order, watches, ephemerals, locks,

@@ -22,10 +22,10 @@
 //! The runner must keep draining a session's event stream until it closes, also after the
 //! session ended, or events it never read show up here as missing.
 
-use crate::Report;
 use crate::fasthash::FastMap;
 use crate::history::{EntryKind, History, Notice, OkResult, Op, ProcessId};
 use crate::ops::{Paired, pair};
+use crate::{Report, Violation};
 use std::collections::BTreeMap;
 
 /// The checker's name in reports.
@@ -57,11 +57,6 @@ enum Txn<'h> {
     Write { key: &'h str, op: usize },
     /// Some other txn (a create, a lock node), by `Paired::ops[op]`.
     Other { op: usize },
-}
-
-struct Violation {
-    what: String,
-    entries: Vec<usize>,
 }
 
 type WatchId<'h> = (ProcessId, u64, &'h str);
@@ -298,17 +293,7 @@ pub(crate) fn check_paired(paired: &Paired<'_>) -> Report {
         }
     }
 
-    let Some(first) = violations.first() else {
-        return Report::pass(NAME, checked);
-    };
-    Report::first_of(
-        NAME,
-        checked,
-        first.what.clone(),
-        violations.len(),
-        history,
-        first.entries.iter().copied(),
-    )
+    Report::from_violations(NAME, checked, &violations, history)
 }
 
 #[cfg(test)]

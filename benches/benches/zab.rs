@@ -88,6 +88,9 @@ impl Ensemble {
                             panic!("an in-step ensemble never needs a snapshot")
                         }
                         Action::RoleChanged(_) => {}
+                        Action::ReadIndexReady { .. } | Action::ReadIndexFailed { .. } => {
+                            panic!("the pipeline bench registers no linearizable reads")
+                        }
                     }
                 }
             }

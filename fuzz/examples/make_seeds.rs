@@ -37,6 +37,7 @@ fn client_frames(tree: &DataTree) -> Vec<(&'static str, ClientFrame)> {
                 timeout_ms: 30_000,
                 session_id: 0,
                 password: vec![],
+                read_only: false,
             }),
         ),
         (
@@ -47,6 +48,7 @@ fn client_frames(tree: &DataTree) -> Vec<(&'static str, ClientFrame)> {
                 timeout_ms: 10_000,
                 session_id: 0x1_0000_0001,
                 password: b"0123456789abcdef".to_vec(),
+                read_only: false,
             }),
         ),
         (
@@ -137,6 +139,8 @@ fn server_frames(tree: &DataTree) -> Vec<(&'static str, ServerFrame)> {
                 password: b"0123456789abcdef".to_vec(),
                 last_zxid: 0x1_0000_000d,
                 server_id: 2,
+                epoch: 1,
+                read_only: false,
             }),
         ),
         (

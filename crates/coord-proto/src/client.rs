@@ -26,6 +26,9 @@ pub struct ConnectRequest {
     pub session_id: u64,
     /// The password returned when the session was created (empty for a new session).
     pub password: Vec<u8>,
+    /// The client accepts a read-only server (ZooKeeper's `canBeReadOnly`): a server cut off
+    /// from the quorum may then serve its reads, and answers writes with `NotReadOnly`.
+    pub read_only: bool,
 }
 
 /// The server's answer to a successful [`ConnectRequest`].
@@ -44,6 +47,11 @@ pub struct ConnectResponse {
     pub last_zxid: u64,
     /// The id of the server that answered.
     pub server_id: u64,
+    /// The epoch of the leader this server follows (a new epoch means the leader failed
+    /// over since the client last connected).
+    pub epoch: u32,
+    /// The server is cut off from the quorum and serves reads only.
+    pub read_only: bool,
 }
 
 /// One op of an atomic `multi`.
@@ -86,6 +94,14 @@ pub enum MultiOp {
         /// Expected version or [`ANY_VERSION`].
         version: i32,
     },
+    /// Fail the multi with `StaleSequencer` unless the sequencer (see
+    /// [`crate::Sequencer`]) still names a held lock when the multi is applied, so the
+    /// writes happen only while the caller holds the lock; `BadArguments` when the bytes are
+    /// not a sequencer.
+    CheckSequencer {
+        /// The encoded sequencer.
+        sequencer: Vec<u8>,
+    },
 }
 
 impl MultiOp {
@@ -96,6 +112,9 @@ impl MultiOp {
             | MultiOp::Delete { path, .. }
             | MultiOp::SetData { path, .. }
             | MultiOp::Check { path, .. } => path,
+            // The path is inside the opaque bytes; "/" passes the path checks, and the apply
+            // decodes and validates the sequencer itself.
+            MultiOp::CheckSequencer { .. } => "/",
         }
     }
 }
@@ -251,6 +270,20 @@ pub enum Request {
     Ping,
     /// End the session, deleting its ephemerals; replies [`Response::Empty`].
     CloseSession,
+    /// A linearizable read fence (Raft's ReadIndex): the server answers only once it has
+    /// applied a commit zxid that the leader confirmed, with a quorum, after the fence reached
+    /// it; since a session's requests complete in order, the reads sent after the fence see
+    /// every write acknowledged before the fence was sent. Replies [`Response::Empty`], with
+    /// the confirmed zxid as the reply's zxid. Fences waiting together share one confirmation.
+    ReadIndex,
+    /// Whether a sequencer still names a held lock (the node exists with the sequencer's czxid
+    /// and is owned by its session); replies [`Response::Sequencer`], or `BadArguments` when
+    /// the bytes are not a sequencer. Sent after a [`Request::ReadIndex`] for a linearizable
+    /// answer.
+    CheckSequencer {
+        /// The encoded sequencer.
+        sequencer: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -389,6 +422,11 @@ pub enum Response {
     MultiRead {
         /// Results.
         results: Vec<ReadResult>,
+    },
+    /// The answer to [`Request::CheckSequencer`].
+    Sequencer {
+        /// The sequencer names a lock that is held right now.
+        valid: bool,
     },
 }
 

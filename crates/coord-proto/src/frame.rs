@@ -130,6 +130,7 @@ mod tests {
                 timeout_ms: 10_000,
                 session_id: 0,
                 password: vec![],
+                read_only: false,
             }),
             ClientFrame::Request {
                 xid: 1,

@@ -23,12 +23,14 @@ pub mod frame;
 #[cfg(feature = "tokio-io")]
 pub mod io;
 pub mod path;
+pub mod sequencer;
 pub mod types;
 
 pub use client::*;
 pub use frame::{FrameError, decode, encode};
 pub use path::{PathError, validate_path};
+pub use sequencer::{LockMode, Sequencer, SequencerError};
 pub use types::*;
 
 /// Version of the client protocol spoken in the first frame of every connection.
-pub const CLIENT_PROTOCOL_VERSION: u32 = 1;
+pub const CLIENT_PROTOCOL_VERSION: u32 = 2;

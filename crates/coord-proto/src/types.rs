@@ -163,15 +163,29 @@ pub enum CreateMode {
     PersistentWithTtl,
     /// Persistent sequential with a TTL.
     PersistentSequentialWithTtl,
+    /// An ephemeral node that is a lock (Chubby's lock-delay): when its owner session expires
+    /// (not a clean delete or close), its path cannot be created again for the lock-delay,
+    /// given in the create's `ttl_ms` (0 = [`DEFAULT_LOCK_DELAY_MS`], at most
+    /// [`MAX_LOCK_DELAY_MS`]). No sequence suffix, no children.
+    EphemeralLock,
 }
+
+/// The lock-delay of an [`CreateMode::EphemeralLock`] node created with `ttl_ms` 0.
+pub const DEFAULT_LOCK_DELAY_MS: i64 = 1_000;
+/// The longest lock-delay a create may ask for (Chubby's bound: one minute).
+pub const MAX_LOCK_DELAY_MS: i64 = 60_000;
 
 impl CreateMode {
     /// Whether the node is tied to its session.
     pub fn is_ephemeral(self) -> bool {
         matches!(
             self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential | CreateMode::EphemeralLock
         )
+    }
+    /// Whether the node is a lock node (lock-delay after its owner's expiry).
+    pub fn is_lock(self) -> bool {
+        matches!(self, CreateMode::EphemeralLock)
     }
     /// Whether the name gets a sequence suffix.
     pub fn is_sequential(self) -> bool {
@@ -331,6 +345,12 @@ pub enum ErrorCode {
     VersionMismatch,
     /// The server is not serving (no quorum, shutting down, or behind the client) (Coord).
     NotServing,
+    /// A lock node's path is held back by its lock-delay: its owner session expired without
+    /// releasing it, and the delay has not run out (Coord, after Chubby).
+    LockDelay,
+    /// A sequencer no longer names a held lock: the node is gone, was re-created (another
+    /// czxid), or belongs to another session (Coord, after Chubby).
+    StaleSequencer,
 }
 
 impl ErrorCode {
@@ -368,6 +388,8 @@ impl ErrorCode {
             TooLarge => -201,
             VersionMismatch => -202,
             NotServing => -203,
+            LockDelay => -204,
+            StaleSequencer => -205,
         }
     }
 
@@ -405,6 +427,8 @@ impl ErrorCode {
             TooLarge => "over the configured limit",
             VersionMismatch => "unsupported protocol version",
             NotServing => "server is not serving",
+            LockDelay => "the lock's previous holder expired; its lock-delay has not run out",
+            StaleSequencer => "the sequencer no longer names a held lock",
         }
     }
 }

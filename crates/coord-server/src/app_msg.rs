@@ -24,4 +24,17 @@ pub enum AppMessage {
         /// Session ids.
         sessions: Vec<u64>,
     },
+    /// Follower/observer → leader: confirm a commit zxid for linearizable reads (ReadIndex).
+    ReadIndex {
+        /// The asker's id for this request.
+        id: u64,
+    },
+    /// Leader → follower/observer: the answer to `ReadIndex`: the confirmed zxid, or none
+    /// when the leader could not confirm that it still leads.
+    ReadIndexReply {
+        /// The asker's id.
+        id: u64,
+        /// The zxid to apply before serving the reads.
+        zxid: Option<u64>,
+    },
 }

@@ -171,6 +171,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             proposer: replica.clone().recipient(),
             log: LogHandle::Replica(worker.clone()),
             applied: applied.clone(),
+            read_barrier: Some(replica.clone().recipient()),
         })
         .start();
         store.do_send(SetLeading(false));

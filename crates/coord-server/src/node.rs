@@ -237,6 +237,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             proposer: proposer.clone().recipient(),
             log: log.clone(),
             applied: applied.clone(),
+            read_barrier: None,
         })
         .start();
         proposer.do_send(SetStore(store.clone()));

@@ -134,6 +134,8 @@ pub fn connect_response(
         password,
         last_zxid: zxid.0,
         server_id,
+        epoch: (zxid.0 >> 32) as u32,
+        read_only: false,
     }
 }
 

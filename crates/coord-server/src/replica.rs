@@ -23,13 +23,15 @@ use crate::persist::{DiskOp, PersistWorker};
 use crate::proposer::Propose;
 use crate::sessions::{Clock, SessionManager, SessionTable, SetExpiring};
 use crate::store::{
-    Committed, DropAllSessions, InstallSnapshot, Rejected, SetLeading, Store, TakeSnapshot,
+    Committed, DropAllSessions, InstallSnapshot, ReadBarrier, ReadIndexDone, Rejected, SetEpoch,
+    SetLeading, Store, TakeSnapshot,
 };
 use actix::prelude::*;
 use coord_proto::ErrorCode;
 use coord_tree::Txn;
 use coord_zab::{Action, PersistToken, Role, Status, StorageOp, Zab, ZabMessage};
 use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +91,21 @@ pub struct Replica {
     timer: Option<SpawnHandle>,
     last_touch_report: u64,
     tick: Duration,
+    /// Linearizable-read requests registered with the ZAB core (leader): core id → who
+    /// asked (this server's Store round, or a learner and its id).
+    reads: HashMap<u64, ReadOrigin>,
+    next_read: u64,
+    /// Read rounds of this server's Store forwarded to the leader (learner).
+    remote_reads: BTreeSet<u64>,
+}
+
+/// Who is waiting for a linearizable-read confirmation.
+#[derive(Debug, Clone, Copy)]
+enum ReadOrigin {
+    /// This server's Store, round `0`.
+    Local(u64),
+    /// A learner (`0`) and its request id (`1`).
+    Remote(u64, u64),
 }
 
 impl Replica {
@@ -114,6 +131,9 @@ impl Replica {
             timer: None,
             last_touch_report: 0,
             tick,
+            reads: HashMap::new(),
+            next_read: 0,
+            remote_reads: BTreeSet::new(),
         }
     }
 
@@ -169,6 +189,8 @@ impl Replica {
                     }
                 }
                 Action::RoleChanged(status) => self.role_changed(status),
+                Action::ReadIndexReady { id, zxid } => self.read_answered(id, Some(zxid)),
+                Action::ReadIndexFailed { id } => self.read_answered(id, None),
             }
         }
         if let Some(t) = self.timer.take() {
@@ -177,6 +199,43 @@ impl Replica {
         if let Some(at) = self.zab.poll_timeout() {
             let wait = Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
             self.timer = Some(ctx.notify_later(Wake, wait));
+        }
+    }
+
+    /// Hands a ZAB read confirmation (or failure) to whoever asked.
+    fn read_answered(&mut self, id: u64, zxid: Option<coord_zab::Zxid>) {
+        match self.reads.remove(&id) {
+            Some(ReadOrigin::Local(round)) => self.read_done(round, zxid),
+            Some(ReadOrigin::Remote(peer, their)) => self.send_app(
+                peer,
+                &AppMessage::ReadIndexReply {
+                    id: their,
+                    zxid: zxid.map(|z| z.0),
+                },
+            ),
+            None => tracing::warn!(id, "a read confirmation nobody asked for"),
+        }
+    }
+
+    fn read_done(&self, round: u64, zxid: Option<coord_zab::Zxid>) {
+        if let Some(store) = &self.store {
+            store.do_send(ReadIndexDone {
+                round,
+                result: zxid.ok_or(ErrorCode::NotServing),
+            });
+        }
+    }
+
+    /// Registers a read with the core (leader); false if this server does not lead.
+    fn register_read(&mut self, origin: ReadOrigin) -> bool {
+        self.next_read += 1;
+        let id = self.next_read;
+        let now = self.clock.now_ms();
+        if self.zab.read_index(now, id).is_ok() {
+            self.reads.insert(id, origin);
+            true
+        } else {
+            false
         }
     }
 
@@ -223,10 +282,17 @@ impl Replica {
                 });
             }
         }
+        if self.serving != serve.then_some(key) {
+            // Reads forwarded to a leader we no longer follow will not be answered by it.
+            for round in std::mem::take(&mut self.remote_reads) {
+                self.read_done(round, None);
+            }
+        }
         self.serving = serve.then_some(key);
         let leading = serve && status.role == Role::Leading;
         if let Some(store) = &self.store {
             store.do_send(SetLeading(leading));
+            store.do_send(SetEpoch(status.epoch));
         }
         if let Some(m) = &self.session_mgr {
             m.do_send(SetExpiring(leading));
@@ -269,6 +335,16 @@ impl Replica {
             AppMessage::Refused { txn, code } => {
                 if let (Ok(txn), Some(store)) = (Txn::decode(&txn), &self.store) {
                     store.do_send(Rejected { txn, code });
+                }
+            }
+            AppMessage::ReadIndex { id } => {
+                if !self.register_read(ReadOrigin::Remote(from, id)) {
+                    self.send_app(from, &AppMessage::ReadIndexReply { id, zxid: None });
+                }
+            }
+            AppMessage::ReadIndexReply { id, zxid } => {
+                if self.remote_reads.remove(&id) {
+                    self.read_done(id, zxid.map(coord_zab::Zxid));
                 }
             }
             AppMessage::Touch { sessions } => {
@@ -369,6 +445,27 @@ impl Handler<DiskFailed> for Replica {
     fn handle(&mut self, msg: DiskFailed, _: &mut Self::Context) {
         tracing::error!(error = %msg.0, "disk failed; stopping the server");
         std::process::exit(70);
+    }
+}
+
+impl Handler<ReadBarrier> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: ReadBarrier, ctx: &mut Self::Context) {
+        let status = self.zab.status();
+        let round = msg.round;
+        if !status.established {
+            self.read_done(round, None);
+        } else if status.role == Role::Leading {
+            if !self.register_read(ReadOrigin::Local(round)) {
+                self.read_done(round, None);
+            }
+        } else if let Some(leader) = status.leader {
+            self.remote_reads.insert(round);
+            self.send_app(leader, &AppMessage::ReadIndex { id: round });
+        } else {
+            self.read_done(round, None);
+        }
+        self.drain(ctx);
     }
 }
 

@@ -162,6 +162,31 @@ pub struct DropAllSessions {
 #[rtype(result = "()")]
 pub struct SetLeading(pub bool);
 
+/// Store → replica: confirm, through the leader, a commit zxid for the linearizable-read
+/// fences of round `round` (answered with [`ReadIndexDone`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadBarrier {
+    /// The Store's round id.
+    pub round: u64,
+}
+
+/// Replica → Store: the answer to [`ReadBarrier`]: the zxid to apply before the round's
+/// fences are answered, or why there is none.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadIndexDone {
+    /// The round.
+    pub round: u64,
+    /// The confirmed zxid, or the error for every fence of the round.
+    pub result: Result<Zxid, ErrorCode>,
+}
+
+/// The epoch of the leader this server follows (for `ConnectResponse::epoch`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetEpoch(pub u32);
+
 /// Ask for the tree digest and size (tests, status).
 #[derive(Message)]
 #[rtype(result = "(u64, u64, usize)")]
@@ -178,6 +203,9 @@ enum Queued {
     Read { xid: u64, request: Request },
     /// An answer computed early (a refused write) to send when it reaches the front.
     Done { xid: u64, body: ReplyBody },
+    /// A linearizable-read fence (`Request::ReadIndex`) waiting for its confirmed zxid to be
+    /// applied; later requests of the session wait behind it.
+    Fence { xid: u64 },
 }
 
 struct LocalSession {
@@ -212,6 +240,24 @@ pub struct StoreParts {
     pub log: LogHandle,
     /// Last applied zxid, published for connection tasks.
     pub applied: Arc<AtomicU64>,
+    /// Where linearizable-read rounds are confirmed (the ZAB replica); `None` for a single
+    /// server, where every acknowledged write has been applied before its reply, so a fence
+    /// is answered at once.
+    pub read_barrier: Option<Recipient<ReadBarrier>>,
+}
+
+/// Linearizable-read fences, batched into rounds: one round in flight at the replica at a
+/// time; fences arriving meanwhile form the next round (so each is confirmed by a round that
+/// began after it arrived).
+#[derive(Default)]
+struct Fences {
+    next_round: u64,
+    /// Fences not yet in a round.
+    waiting: Vec<(u64, u64)>,
+    /// The round asked of the replica and its fences (session, xid).
+    in_flight: Option<(u64, Vec<(u64, u64)>)>,
+    /// Confirmed rounds waiting for the tree to apply up to their zxid.
+    confirmed: Vec<(Zxid, Vec<(u64, u64)>)>,
 }
 
 /// The znode store actor.
@@ -240,6 +286,10 @@ pub struct Store {
     reaping: HashSet<String>,
     /// Whether this server leads (reaps).
     leading: bool,
+    read_barrier: Option<Recipient<ReadBarrier>>,
+    fences: Fences,
+    /// The epoch of the leader this server follows.
+    epoch: u32,
 }
 
 impl Store {
@@ -265,6 +315,9 @@ impl Store {
             reaping: HashSet::new(),
             leading: true,
             pending_connects: HashMap::new(),
+            read_barrier: parts.read_barrier,
+            fences: Fences::default(),
+            epoch: 0,
         }
     }
 
@@ -401,6 +454,15 @@ impl Store {
             Request::MultiRead { ops } => Ok(Response::MultiRead {
                 results: self.tree.multi_read(&ops, auth),
             }),
+            // No ACL: like `exists`, it tells only whether a hold is current.
+            Request::CheckSequencer { sequencer } => {
+                match coord_proto::Sequencer::decode(&sequencer) {
+                    Ok(s) => Ok(Response::Sequencer {
+                        valid: self.tree.sequencer_valid(&s),
+                    }),
+                    Err(_) => Err(ErrorCode::BadArguments),
+                }
+            }
             Request::AddWatch { path, mode } => {
                 if invalid(&path) {
                     Err(ErrorCode::InvalidPath)
@@ -500,7 +562,7 @@ impl Store {
                 return;
             };
             match s.queue.front() {
-                None | Some(Queued::Write { .. }) => return,
+                None | Some(Queued::Write { .. }) | Some(Queued::Fence { .. }) => return,
                 Some(_) => {}
             }
             match s.queue.pop_front() {
@@ -532,6 +594,66 @@ impl Store {
                 ) => ReplyBody::Ok(Response::Sync { path }),
                 (_, body) => body,
             };
+            self.send_reply(sid, xid, body);
+            self.drain(sid);
+        }
+    }
+
+    /// Queues a linearizable-read fence for `sid` and starts a round if none is in flight.
+    fn fence(&mut self, sid: u64, xid: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.queue.push_back(Queued::Fence { xid });
+        self.fences.waiting.push((sid, xid));
+        self.next_fence_round();
+    }
+
+    fn next_fence_round(&mut self) {
+        if self.fences.in_flight.is_some() || self.fences.waiting.is_empty() {
+            return;
+        }
+        let fences = std::mem::take(&mut self.fences.waiting);
+        match &self.read_barrier {
+            Some(replica) => {
+                self.fences.next_round += 1;
+                let round = self.fences.next_round;
+                self.fences.in_flight = Some((round, fences));
+                replica.do_send(ReadBarrier { round });
+            }
+            // A single server: every acknowledged write is applied already.
+            None => {
+                let applied = self.tree.last_applied();
+                self.fences.confirmed.push((applied, fences));
+                self.release_fences();
+            }
+        }
+    }
+
+    /// Answers the fences whose confirmed zxid has been applied.
+    fn release_fences(&mut self) {
+        if self.fences.confirmed.is_empty() {
+            return;
+        }
+        let applied = self.tree.last_applied();
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.fences.confirmed)
+            .into_iter()
+            .partition(|(z, _)| *z <= applied);
+        self.fences.confirmed = later;
+        for (_, fences) in ready {
+            for (sid, xid) in fences {
+                self.complete_fence(sid, xid, ReplyBody::Ok(Response::Empty));
+            }
+        }
+    }
+
+    fn complete_fence(&mut self, sid: u64, xid: u64, body: ReplyBody) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        // A fence of an earlier connection of this session is not in this queue.
+        if matches!(s.queue.front(), Some(Queued::Fence { xid: x }) if *x == xid) {
+            s.queue.pop_front();
             self.send_reply(sid, xid, body);
             self.drain(sid);
         }
@@ -672,6 +794,10 @@ impl Handler<Attach> for Store {
             password: msg.password,
             last_zxid: self.applied.load(Ordering::Relaxed),
             server_id: self.config.id,
+            epoch: self
+                .epoch
+                .max((self.applied.load(Ordering::Relaxed) >> 32) as u32),
+            read_only: false,
         }));
         self.sessions.insert(id, session);
         let _ = msg.reply.send(Ok((id, liveness.timeout_ms)));
@@ -702,7 +828,9 @@ impl Handler<ClientRequest> for Store {
             return;
         }
         let idle = s.queue.is_empty();
-        if let Request::Sync { path } = msg.request {
+        if let Request::ReadIndex = msg.request {
+            self.fence(sid, msg.xid);
+        } else if let Request::Sync { path } = msg.request {
             if validate_path(&path).is_err() {
                 let body = ReplyBody::Err(ErrorCode::InvalidPath);
                 if idle {
@@ -816,7 +944,7 @@ impl Handler<Committed> for Store {
                     let _ = pc.reply.send(Ok((sid, *timeout_ms)));
                 }
             }
-            TxnBody::CloseSession => {
+            TxnBody::CloseSession | TxnBody::ExpireSession => {
                 let sid = txn.session_id;
                 self.table.remove(sid);
                 self.closing.remove(&sid);
@@ -839,7 +967,41 @@ impl Handler<Committed> for Store {
                 }
             }
         }
+        self.release_fences();
         self.maybe_snapshot(zxid);
+    }
+}
+
+impl Handler<ReadIndexDone> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: ReadIndexDone, _: &mut Self::Context) {
+        let Some((round, fences)) = self.fences.in_flight.take() else {
+            return;
+        };
+        if round != msg.round {
+            // Not the round in flight (cannot happen: one at a time); keep waiting for it.
+            self.fences.in_flight = Some((round, fences));
+            return;
+        }
+        match msg.result {
+            Ok(zxid) => {
+                self.fences.confirmed.push((zxid, fences));
+                self.release_fences();
+            }
+            Err(code) => {
+                for (sid, xid) in fences {
+                    self.complete_fence(sid, xid, ReplyBody::Err(code));
+                }
+            }
+        }
+        self.next_fence_round();
+    }
+}
+
+impl Handler<SetEpoch> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: SetEpoch, _: &mut Self::Context) {
+        self.epoch = msg.0;
     }
 }
 
@@ -857,7 +1019,7 @@ impl Handler<Rejected> for Store {
                 self.reaping.remove(path);
             }
             body => {
-                if *body == TxnBody::CloseSession {
+                if matches!(body, TxnBody::CloseSession | TxnBody::ExpireSession) {
                     self.closing.remove(&txn.session_id);
                 }
                 if self.waits_for(&txn) {
@@ -873,7 +1035,8 @@ impl Handler<Expire> for Store {
     fn handle(&mut self, msg: Expire, _: &mut Self::Context) {
         let sid = msg.session_id;
         if self.tree.has_session(sid) && self.closing.insert(sid) {
-            self.propose(sid, INTERNAL_XID, Vec::new(), TxnBody::CloseSession);
+            // Expiry, not a clean close: lock nodes of the session start their lock-delay.
+            self.propose(sid, INTERNAL_XID, Vec::new(), TxnBody::ExpireSession);
         } else if !self.tree.has_session(sid) {
             self.table.remove(sid);
         }

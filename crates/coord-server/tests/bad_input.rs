@@ -88,6 +88,7 @@ fn wrong_protocol_version_and_a_client_ahead_of_the_server_are_refused() {
             timeout_ms: 1000,
             session_id: 0,
             password: vec![],
+            read_only: false,
         }))
         .await;
         expect_closed_with(&mut raw, ErrorCode::VersionMismatch).await;
@@ -98,6 +99,7 @@ fn wrong_protocol_version_and_a_client_ahead_of_the_server_are_refused() {
             timeout_ms: 1000,
             session_id: 0,
             password: vec![],
+            read_only: false,
         }))
         .await;
         expect_closed_with(&mut raw, ErrorCode::NotServing).await;

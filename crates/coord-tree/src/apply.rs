@@ -10,8 +10,8 @@
 
 use coord_proto::path::{parent, validate_path};
 use coord_proto::{
-    Acl, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiResult, ReplyBody, Response, Stat,
-    Zxid, perms,
+    Acl, CreateMode, DEFAULT_LOCK_DELAY_MS, ErrorCode, EventType, Id, MAX_LOCK_DELAY_MS, MultiOp,
+    MultiResult, ReplyBody, Response, Sequencer, Stat, Zxid, perms,
 };
 
 use crate::acl::{check_acl, fixup_acl};
@@ -127,6 +127,11 @@ impl DataTree {
         if needs_session && !self.sessions.contains_key(&txn.session_id) {
             return fail(ErrorCode::SessionExpired);
         }
+        // Lock-delays that ran out by this txn's time are forgotten (deterministic: every
+        // replica applies the same txns with the same times).
+        if !self.lock_delays.is_empty() {
+            self.lock_delays.retain(|_, until| *until > txn.time_ms);
+        }
         let mut log = Log::default();
         let result = match &txn.body {
             TxnBody::CreateSession {
@@ -140,7 +145,11 @@ impl DataTree {
                 Ok(Response::Empty)
             }
             TxnBody::CloseSession => {
-                self.close_session(&cx, &mut log);
+                self.close_session(&cx, false, &mut log);
+                Ok(Response::Empty)
+            }
+            TxnBody::ExpireSession => {
+                self.close_session(&cx, true, &mut log);
                 Ok(Response::Empty)
             }
             TxnBody::Create {
@@ -211,6 +220,16 @@ impl DataTree {
                 MultiOp::Check { path, version } => self
                     .op_check(cx, path, *version)
                     .map(|()| MultiResult::Check),
+                MultiOp::CheckSequencer { sequencer } => {
+                    let s = Sequencer::decode(sequencer).map_err(|_| ErrorCode::BadArguments);
+                    s.and_then(|s| {
+                        if self.sequencer_valid(&s) {
+                            Ok(MultiResult::Check)
+                        } else {
+                            Err(ErrorCode::StaleSequencer)
+                        }
+                    })
+                }
             };
             match r {
                 Ok(result) => results.push(result),
@@ -287,6 +306,12 @@ impl DataTree {
         if mode.is_ttl() && !(1..=MAX_TTL_MS).contains(&ttl_ms) {
             return Err(ErrorCode::BadArguments);
         }
+        let lock_delay_ms = match mode {
+            CreateMode::EphemeralLock if ttl_ms == 0 => DEFAULT_LOCK_DELAY_MS as u32,
+            CreateMode::EphemeralLock if (1..=MAX_LOCK_DELAY_MS).contains(&ttl_ms) => ttl_ms as u32,
+            CreateMode::EphemeralLock => return Err(ErrorCode::BadArguments),
+            _ => 0,
+        };
         // For a sequential node the prefix plus a suffix must be valid ("/a/" is a fine
         // prefix); the parent is the same for every suffix.
         let candidate = if mode.is_sequential() {
@@ -314,11 +339,21 @@ impl DataTree {
         if matches!(parent_node.kind, NodeKind::Ephemeral { .. }) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        if self
+            .lock_delays
+            .get(path.as_str())
+            .is_some_and(|until| *until > cx.time_ms)
+        {
+            return Err(ErrorCode::LockDelay);
+        }
         let kind = match mode {
             CreateMode::Persistent | CreateMode::PersistentSequential => NodeKind::Persistent,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential => NodeKind::Ephemeral {
-                owner: cx.session_id,
-            },
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential | CreateMode::EphemeralLock => {
+                NodeKind::Ephemeral {
+                    owner: cx.session_id,
+                    lock_delay_ms,
+                }
+            }
             CreateMode::Container => NodeKind::Container,
             CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => {
                 NodeKind::Ttl { ttl_ms }
@@ -437,7 +472,16 @@ impl DataTree {
         check_version(version, node.stat.version)
     }
 
-    fn close_session(&mut self, cx: &Ctx<'_>, log: &mut Log) {
+    /// Whether `s` names a held lock: its node exists with its czxid, owned by its session.
+    pub fn sequencer_valid(&self, s: &Sequencer) -> bool {
+        self.node(&s.path).is_some_and(|n| {
+            n.stat.czxid == s.czxid
+                && n.core().ephemeral_owner() == s.session_id
+                && s.session_id != 0
+        })
+    }
+
+    fn close_session(&mut self, cx: &Ctx<'_>, expired: bool, log: &mut Log) {
         if self.sessions.remove(&cx.session_id).is_none() {
             return;
         }
@@ -450,6 +494,14 @@ impl DataTree {
             .cloned()
             .collect();
         for path in paths {
+            if expired
+                && let Some(NodeKind::Ephemeral { lock_delay_ms, .. }) =
+                    self.node(&path).map(|n| n.kind)
+                && lock_delay_ms != 0
+            {
+                let until = cx.time_ms.saturating_add(i64::from(lock_delay_ms));
+                self.lock_delays.insert(path.clone(), until);
+            }
             self.delete_unchecked(cx.zxid, &path, log);
         }
         debug_assert!(!self.ephemerals.contains_key(&cx.session_id));

@@ -80,9 +80,16 @@ pub(crate) fn node_hash(path: &str, node: &Node) -> u64 {
     }
     match node.kind {
         NodeKind::Persistent => h.u64(0),
-        NodeKind::Ephemeral { owner } => {
+        NodeKind::Ephemeral {
+            owner,
+            lock_delay_ms,
+        } => {
             h.u64(1);
             h.u64(owner);
+            // Plain ephemerals hash as they did before lock nodes existed.
+            if lock_delay_ms != 0 {
+                h.u64(u64::from(lock_delay_ms));
+            }
         }
         NodeKind::Container => h.u64(2),
         NodeKind::Ttl { ttl_ms } => {
@@ -117,7 +124,10 @@ mod tests {
             data: data.into(),
             acl: std::sync::Arc::new(coord_proto::Acl::open_unsafe()),
             stat: StatCore::created(7, 1_700_000_000_000),
-            kind: NodeKind::Ephemeral { owner: 9 },
+            kind: NodeKind::Ephemeral {
+                owner: 9,
+                lock_delay_ms: 0,
+            },
         })
     }
 }

@@ -46,8 +46,10 @@ impl StatCore {
 pub(crate) enum NodeKind {
     /// Lives until deleted.
     Persistent,
-    /// Deleted when session `owner` closes; never has children.
-    Ephemeral { owner: u64 },
+    /// Deleted when session `owner` closes; never has children. A lock node
+    /// (`CreateMode::EphemeralLock`) has a nonzero `lock_delay_ms`: when its owner expires,
+    /// its path stays unavailable for that long (see `DataTree::lock_delays`).
+    Ephemeral { owner: u64, lock_delay_ms: u32 },
     /// Reaped once it had a child (`cversion > 0`) and has none left.
     Container,
     /// Reaped when childless and unmodified for more than `ttl_ms`.
@@ -118,7 +120,7 @@ impl NodeCore {
     /// The owning session of an ephemeral node, else 0.
     pub fn ephemeral_owner(&self) -> u64 {
         match self.kind {
-            NodeKind::Ephemeral { owner } => owner,
+            NodeKind::Ephemeral { owner, .. } => owner,
             _ => 0,
         }
     }

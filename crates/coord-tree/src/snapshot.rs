@@ -4,7 +4,8 @@
 //!   "CTSN" | version u32 LE | crc32c u32 LE (of everything after it) | section*
 //!   section = len u32 LE | rkyv archive
 //!   sections: Header { last_applied, digest, node_count, acls, sessions },
-//!             then Vec<SnapNode> chunks until node_count nodes, then nothing.
+//!             then Vec<SnapNode> chunks until node_count nodes,
+//!             then (version 2) one Vec<SnapLockDelay> section, then nothing.
 //! ```
 //!
 //! Nodes are written in path order (a parent before its children) with their ACL as an
@@ -27,7 +28,9 @@ use crate::node::{Node, NodeCore, NodeKind, StatCore};
 use crate::tree::{DataTree, Session};
 
 /// Format version written by this build (the second header field, after the magic).
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// The oldest format version this build still reads (1: no lock-delay section).
+pub const OLDEST_SNAPSHOT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"CTSN";
 const PREAMBLE: usize = 12;
 /// A node chunk is closed after this many nodes...
@@ -57,6 +60,15 @@ enum SnapKind {
     Ephemeral(u64),
     Container,
     Ttl(i64),
+    /// A lock node: owner, lock-delay in ms (nonzero). Version 2 on.
+    Lock(u64, u32),
+}
+
+/// A running lock-delay: `path` cannot be created by a txn with time before `until_ms`.
+#[derive(Archive, Serialize, Deserialize)]
+struct SnapLockDelay {
+    path: String,
+    until_ms: i64,
 }
 
 #[derive(Archive, Serialize, Deserialize)]
@@ -138,6 +150,7 @@ pub struct SnapshotView {
     digest: u64,
     sessions: Vec<SnapSession>,
     nodes: Vec<(Box<str>, Arc<NodeCore>)>,
+    lock_delays: Vec<SnapLockDelay>,
 }
 
 impl SnapshotView {
@@ -203,7 +216,14 @@ impl SnapshotView {
                 aversion: s.aversion,
                 kind: match n.kind {
                     NodeKind::Persistent => SnapKind::Persistent,
-                    NodeKind::Ephemeral { owner } => SnapKind::Ephemeral(owner),
+                    NodeKind::Ephemeral {
+                        owner,
+                        lock_delay_ms: 0,
+                    } => SnapKind::Ephemeral(owner),
+                    NodeKind::Ephemeral {
+                        owner,
+                        lock_delay_ms,
+                    } => SnapKind::Lock(owner, lock_delay_ms),
                     NodeKind::Container => SnapKind::Container,
                     NodeKind::Ttl { ttl_ms } => SnapKind::Ttl(ttl_ms),
                 },
@@ -217,6 +237,7 @@ impl SnapshotView {
         if !chunk.is_empty() {
             push_section(body, &chunk);
         }
+        push_section(body, &self.lock_delays);
         let crc = crc32c::crc32c(&out[PREAMBLE..]);
         out[8..PREAMBLE].copy_from_slice(&crc.to_le_bytes());
         out
@@ -260,6 +281,14 @@ impl DataTree {
                 .iter()
                 .map(|(path, node)| (path.clone(), node.core().clone()))
                 .collect(),
+            lock_delays: self
+                .lock_delays
+                .iter()
+                .map(|(path, until)| SnapLockDelay {
+                    path: path.to_string(),
+                    until_ms: *until,
+                })
+                .collect(),
         }
     }
 
@@ -277,7 +306,7 @@ impl DataTree {
             return Err(TreeError::SnapshotMagic);
         }
         let version = u32::from_le_bytes([preamble[4], preamble[5], preamble[6], preamble[7]]);
-        if version != SNAPSHOT_VERSION {
+        if !(OLDEST_SNAPSHOT_VERSION..=SNAPSHOT_VERSION).contains(&version) {
             return Err(TreeError::SnapshotVersion(version));
         }
         let stored = u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]);
@@ -320,6 +349,22 @@ impl DataTree {
                 tree.restore_node(n, &header.acls)?;
             }
         }
+        if version >= 2 && !rest.is_empty() {
+            let delays: Vec<SnapLockDelay> = decode_section(take_section(&mut rest, body.len())?)?;
+            for d in delays {
+                validate_path(&d.path).map_err(|e| inconsistent(e.to_string()))?;
+                if tree
+                    .lock_delays
+                    .insert(d.path.as_str().into(), d.until_ms)
+                    .is_some()
+                {
+                    return Err(inconsistent(format!(
+                        "lock-delay of {} listed twice",
+                        d.path
+                    )));
+                }
+            }
+        }
         if !rest.is_empty() {
             return Err(inconsistent(format!("{} trailing bytes", rest.len())));
         }
@@ -343,7 +388,17 @@ impl DataTree {
             .ok_or_else(|| inconsistent(format!("{}: ACL index {} out of range", n.path, n.acl)))?;
         let kind = match n.kind {
             SnapKind::Persistent => NodeKind::Persistent,
-            SnapKind::Ephemeral(owner) => {
+            SnapKind::Ephemeral(owner) | SnapKind::Lock(owner, _) => {
+                let lock_delay_ms = match n.kind {
+                    SnapKind::Lock(_, 0) => {
+                        return Err(inconsistent(format!(
+                            "{}: lock node without a delay",
+                            n.path
+                        )));
+                    }
+                    SnapKind::Lock(_, d) => d,
+                    _ => 0,
+                };
                 if !self.sessions.contains_key(&owner) {
                     return Err(inconsistent(format!(
                         "{}: owner session {owner:#x} unknown",
@@ -354,7 +409,10 @@ impl DataTree {
                     .entry(owner)
                     .or_default()
                     .insert(n.path.as_str().into());
-                NodeKind::Ephemeral { owner }
+                NodeKind::Ephemeral {
+                    owner,
+                    lock_delay_ms,
+                }
             }
             SnapKind::Container => NodeKind::Container,
             SnapKind::Ttl(ttl_ms) => NodeKind::Ttl { ttl_ms },
@@ -480,6 +538,18 @@ mod tests {
         out
     }
 
+    /// `snapshot` with lock-delay sections appended (checksum redone).
+    fn with_lock_delays(snapshot: Vec<u8>, sections: &[Vec<SnapLockDelay>]) -> Vec<u8> {
+        let mut body = snapshot[PREAMBLE..].to_vec();
+        for s in sections {
+            push_section(&mut body, s);
+        }
+        let mut out = snapshot[..8].to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
     fn root() -> SnapNode {
         node("/", SnapKind::Persistent, 0)
     }
@@ -585,7 +655,45 @@ mod tests {
             ("empty chunk", frame(0, 1, vec![], vec![vec![]])),
             (
                 "trailing section",
-                frame(good, 1, vec![], vec![vec![root()], vec![root()]]),
+                with_lock_delays(
+                    frame(good, 1, vec![], vec![vec![root()]]),
+                    &[vec![], vec![]],
+                ),
+            ),
+            (
+                "invalid lock-delay path",
+                with_lock_delays(
+                    frame(good, 1, vec![], vec![vec![root()]]),
+                    &[vec![SnapLockDelay {
+                        path: "nope".into(),
+                        until_ms: 1,
+                    }]],
+                ),
+            ),
+            (
+                "lock-delay listed twice",
+                with_lock_delays(
+                    frame(good, 1, vec![], vec![vec![root()]]),
+                    &[vec![
+                        SnapLockDelay {
+                            path: "/a".into(),
+                            until_ms: 1,
+                        },
+                        SnapLockDelay {
+                            path: "/a".into(),
+                            until_ms: 2,
+                        },
+                    ]],
+                ),
+            ),
+            (
+                "lock node without a delay",
+                frame(
+                    0,
+                    2,
+                    vec![5],
+                    vec![vec![root(), node("/l", SnapKind::Lock(5, 0), 0)]],
+                ),
             ),
         ];
         for (what, bytes) in cases {

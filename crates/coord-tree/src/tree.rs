@@ -51,6 +51,11 @@ pub struct DataTree {
     pub(crate) reapable: BTreeSet<Box<str>>,
     pub(crate) last_applied: Zxid,
     pub(crate) digest: u64,
+    /// Lock-delays (Chubby): path of a lock node whose owner expired -> the txn time (ms)
+    /// until which that path cannot be created. Entries are dropped once a txn's time has
+    /// passed them, so the map holds only recent expiries. Replicated (snapshotted), not in
+    /// the digest.
+    pub(crate) lock_delays: BTreeMap<Box<str>, i64>,
 }
 
 impl Default for DataTree {
@@ -85,6 +90,7 @@ impl DataTree {
             reapable: BTreeSet::new(),
             last_applied: Zxid::ZERO,
             digest: 0,
+            lock_delays: BTreeMap::new(),
         }
     }
 
@@ -158,7 +164,7 @@ impl DataTree {
             node.acl = acl;
         }
         match node.kind {
-            NodeKind::Ephemeral { owner } => {
+            NodeKind::Ephemeral { owner, .. } => {
                 self.ephemerals
                     .entry(owner)
                     .or_default()
@@ -184,7 +190,7 @@ impl DataTree {
         });
         self.acls.release(&node.acl);
         match node.kind {
-            NodeKind::Ephemeral { owner } => {
+            NodeKind::Ephemeral { owner, .. } => {
                 if let Some(set) = self.ephemerals.get_mut(&owner) {
                     set.remove(path);
                     if set.is_empty() {
@@ -358,7 +364,7 @@ impl DataTree {
                 );
             }
             match node.kind {
-                NodeKind::Ephemeral { owner } => {
+                NodeKind::Ephemeral { owner, .. } => {
                     assert!(
                         self.sessions.contains_key(&owner),
                         "{path} owned by dead session {owner}"

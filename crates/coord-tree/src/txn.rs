@@ -96,6 +96,9 @@ pub enum TxnBody {
     },
     /// Does nothing (advances the zxid).
     Noop,
+    /// The leader expired session `session_id`: like `CloseSession`, and every lock node it
+    /// owned starts its lock-delay at `time_ms` (a clean close releases locks at once).
+    ExpireSession,
 }
 
 impl Txn {

@@ -22,7 +22,9 @@ pub fn is_definite(code: ErrorCode) -> bool {
         | NoChildrenForEphemerals
         | NoAuth
         | InvalidAcl
-        | NoWatcher => true,
+        | NoWatcher
+        | LockDelay
+        | StaleSequencer => true,
         // Refused before anything was proposed, or rejected by the client before sending.
         BadArguments | InvalidPath | TooLarge | NotServing | Throttled | NotReadOnly
         | VersionMismatch | AuthFailed | Unimplemented | InvalidCallback => true,

@@ -285,6 +285,7 @@ impl Zab {
                 self.leader_on_ack_new_leader(now, from, epoch, zxid)
             }
             ZabMessage::Ack { zxid } => self.leader_on_ack(from, zxid),
+            ZabMessage::ReadPingAck { round } => self.leader_on_read_ack(from, round),
             // Heartbeat answers only refresh `last_heard`; anything else from a learner is
             // not part of the protocol and is ignored.
             _ => {}

@@ -132,6 +132,11 @@ impl Zab {
         let observer = l.observer;
         match msg {
             ZabMessage::Ping => self.send(from, ZabMessage::PingAck),
+            // Only a follower is in the quorum that confirms leadership; an observer's
+            // answer would prove nothing.
+            ZabMessage::ReadPing { round } if !observer => {
+                self.send(from, ZabMessage::ReadPingAck { round })
+            }
             ZabMessage::LeaderInfo { attempt, new_epoch } => {
                 if stage != LearnerStage::AwaitLeaderInfo || attempt != l.attempt {
                     return; // an answer to an older attempt

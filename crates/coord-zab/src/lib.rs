@@ -24,6 +24,8 @@
 //!    (quorum of acks)         Commit{zxid} (followers), Inform (observers) ──►  deliver
 //!            ── liveness ──   Ping / PingAck every tick; no quorum within syncLimit:
 //!                             leader steps down; no leader: learner returns to LOOKING
+//!            ── reads ──      ReadPing{round} / ReadPingAck{round}: a quorum confirms the
+//!                             leader after a linearizable read was registered (read_index)
 //! ```
 //!
 //! Invariants kept (each checked by the simulator in `tests/` after every step):
@@ -51,6 +53,7 @@ mod log;
 // written in the module is documented.
 #[allow(missing_docs)]
 mod messages;
+mod read_index;
 mod sync;
 mod types;
 
@@ -135,6 +138,8 @@ pub struct Zab {
     next_tick: u64,
     reported: Option<(Role, u32, Option<u64>, bool)>,
     last_reason: &'static str,
+    /// Linearizable reads waiting for a leadership confirmation (leader only).
+    reads: read_index::ReadIndex,
 }
 
 impl Zab {
@@ -182,6 +187,7 @@ impl Zab {
             next_tick,
             reported: None,
             last_reason: "start",
+            reads: read_index::ReadIndex::default(),
             cfg: config,
         };
         zab.enter_looking(now_ms, "start");
@@ -431,6 +437,7 @@ impl Zab {
 
     /// Emits `RoleChanged` when the role, epoch, leader or establishment changed.
     fn finish(&mut self) {
+        self.fail_reads_unless_leading();
         let s = self.status();
         let key = (s.role, s.epoch, s.leader, s.established);
         if self.reported != Some(key) {

@@ -161,6 +161,16 @@ pub enum ZabMessage {
     Ping,
     /// Learner → leader heartbeat answer.
     PingAck,
+    /// Leader → follower: confirm you still follow me (a linearizable-read round).
+    ReadPing {
+        /// The leader's read round.
+        round: u64,
+    },
+    /// Follower → leader: I still follow you (answer to `ReadPing`).
+    ReadPingAck {
+        /// The round answered.
+        round: u64,
+    },
 }
 
 impl ZabMessage {
@@ -184,6 +194,8 @@ impl ZabMessage {
             ZabMessage::Inform { .. } => "Inform",
             ZabMessage::Ping => "Ping",
             ZabMessage::PingAck => "PingAck",
+            ZabMessage::ReadPing { .. } => "ReadPing",
+            ZabMessage::ReadPingAck { .. } => "ReadPingAck",
         }
     }
 

@@ -138,6 +138,20 @@ pub enum Action {
     },
     /// Role, epoch, leader or establishment changed.
     RoleChanged(Status),
+    /// A read registered with [`crate::Zab::read_index`] may be served once the app has
+    /// applied up to `zxid`: the leader's commit point when the read was registered, and a
+    /// quorum confirmed afterwards that this server still leads.
+    ReadIndexReady {
+        /// The id given to `read_index`.
+        id: u64,
+        /// Serve the read after applying up to here.
+        zxid: Zxid,
+    },
+    /// A registered read cannot be confirmed: this server stopped leading first.
+    ReadIndexFailed {
+        /// The id given to `read_index`.
+        id: u64,
+    },
 }
 
 /// A server's role.

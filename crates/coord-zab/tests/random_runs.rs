@@ -45,6 +45,8 @@ fn run(
             for (k, v) in &sim.counts {
                 *counts.entry(k).or_default() += v;
             }
+            *counts.entry("read_ready").or_default() += sim.reads_ready;
+            *counts.entry("read_failed").or_default() += sim.reads_failed;
             Ok((sim.steps, sim.inv.acknowledged.len()))
         }
         Err(e) => Err(sim.failure("random_runs", &e)),
@@ -73,7 +75,17 @@ fn random_runs() {
         "random_runs: {} seeds, {total_steps} steps, {total_acked} acknowledged txns; {counts:?}",
         seeds.len()
     );
-    for kind in ["crash", "Trunc", "Snap", "Diff", "Inform"] {
+    // Linearizable reads were confirmed, and some were refused (a leader deposed first).
+    for kind in [
+        "crash",
+        "Trunc",
+        "Snap",
+        "Diff",
+        "Inform",
+        "ReadPing",
+        "read_ready",
+        "read_failed",
+    ] {
         assert!(
             seeds.len() < 50 || counts.get(kind).copied().unwrap_or(0) > 0,
             "no {kind} in any run"

@@ -337,3 +337,54 @@ fn five_node_ensemble_survives_two_crashes() {
     })();
     check(&sim, "five_node_ensemble_survives_two_crashes", r);
 }
+
+/// A leader is paused (it runs nothing: no timer, no message), the others elect a new leader
+/// and commit; the old leader resumes still believing it leads and is asked for a
+/// linearizable read at once. It must not confirm it (its commit point is stale): the read
+/// fails when it steps down. A read at the new leader is confirmed at an index covering the
+/// new writes. (The simulator's read check fails the run on any stale confirmation.)
+#[test]
+fn paused_leader_resumes_and_cannot_confirm_a_linearizable_read() {
+    let mut sim = boot(31, SimConfig::default());
+    let r = (|| {
+        commit(&mut sim, 3)?;
+        let old = sim.leader().ok_or("no leader")?;
+        let paused = sim
+            .node_mut(old)
+            .zab
+            .take()
+            .ok_or("old leader not running")?;
+        sim.run_until(30_000, |s| s.leader().is_some_and(|l| l != old))?;
+        let new = sim.leader().ok_or("new leader")?;
+        let mut last = Zxid(0);
+        for _ in 0..4 {
+            last = last.max(sim.propose(new)?.ok_or("new leader refused a write")?);
+            sim.run_for(5)?;
+        }
+        sim.run_until(30_000, |s| {
+            s.ids()
+                .into_iter()
+                .filter(|id| *id != old)
+                .all(|id| s.node(id).tree.last_applied() >= last)
+        })?;
+        sim.node_mut(old).zab = Some(paused);
+        let (ready, failed) = (sim.reads_ready, sim.reads_failed);
+        sim.register_read(old)?;
+        sim.register_read(new)?;
+        sim.run_until(30_000, |s| s.reads.is_empty())?;
+        if sim.reads_failed != failed + 1 || sim.reads_ready != ready + 1 {
+            return Err(format!(
+                "expected the old leader's read to fail and the new one's to be confirmed: \
+                 ready {} -> {}, failed {} -> {}",
+                ready, sim.reads_ready, failed, sim.reads_failed
+            ));
+        }
+        sim.run_until(30_000, |s| s.quiescent())?;
+        sim.settle()
+    })();
+    check(
+        &sim,
+        "paused_leader_resumes_and_cannot_confirm_a_linearizable_read",
+        r,
+    );
+}

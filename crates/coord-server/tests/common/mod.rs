@@ -246,6 +246,7 @@ impl RawSession {
             timeout_ms,
             session_id: 0,
             password: vec![],
+            read_only: false,
         }))
         .await;
         match self.next().await {
@@ -274,6 +275,7 @@ pub fn connect_frame(session_id: u64, password: Vec<u8>, timeout_ms: u32) -> Cli
         timeout_ms,
         session_id,
         password,
+        read_only: false,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod acl;
 mod common;
+mod locks;
 mod multi;
 mod ops;
 mod prop;

@@ -179,9 +179,9 @@ fn single(op: &Op) -> TxnBody {
             data,
             version,
         },
-        MultiOp::Check { .. } => TxnBody::Multi {
-            ops: vec![multi_op(op)],
-        },
+        check @ (MultiOp::Check { .. } | MultiOp::CheckSequencer { .. }) => {
+            TxnBody::Multi { ops: vec![check] }
+        }
     }
 }
 

@@ -113,6 +113,16 @@ pub struct Sim {
     pub steps: u64,
     disks_lost_data: bool,
     pub trace: Option<Vec<String>>,
+    /// Linearizable reads registered and not yet answered: (server, read id) -> the highest
+    /// zxid delivered anywhere when it was registered (the answer must reach it).
+    pub reads: BTreeMap<(u64, u64), Zxid>,
+    next_read: u64,
+    /// The highest zxid delivered by any server so far (every delivered txn is committed and
+    /// may have been acknowledged to a client).
+    delivered_max: Zxid,
+    /// Linearizable reads confirmed / failed so far.
+    pub reads_ready: u64,
+    pub reads_failed: u64,
 }
 
 pub type SimResult<T = ()> = Result<T, String>;
@@ -147,6 +157,11 @@ impl Sim {
             steps: 0,
             disks_lost_data: false,
             trace: std::env::var_os("COORD_SIM_TRACE").map(|_| Vec::new()),
+            reads: BTreeMap::new(),
+            next_read: 0,
+            delivered_max: Zxid(0),
+            reads_ready: 0,
+            reads_failed: 0,
             cfg,
         };
         for id in 1..=n {
@@ -260,6 +275,9 @@ impl Sim {
         let keep = keep.unwrap_or_else(|| self.rng.random_range(0..=pending));
         self.log(|| format!("crash {id} keeping {keep}/{pending} pending ops"));
         *self.counts.entry("crash").or_default() += 1;
+        // Reads registered at a crashed server are never answered (its clients see the
+        // connection break).
+        self.reads.retain(|(at, _), _| *at != id);
         let node = self.node_mut(id);
         node.zab = None;
         node.incarnation += 1;
@@ -326,6 +344,27 @@ impl Sim {
                     self.log(|| format!("node {id} {status:?}"));
                     one_leader_per_epoch::on_status(&mut self.inv, id, &status)?;
                 }
+                Action::ReadIndexReady { id: read, zxid } => {
+                    // Linearizable reads: the confirmed index covers every txn delivered
+                    // anywhere (hence possibly acknowledged) before the read was registered.
+                    let Some(needed) = self.reads.remove(&(id, read)) else {
+                        return Err(format!("server {id} answered read {read} twice or unasked"));
+                    };
+                    if zxid < needed {
+                        return Err(format!(
+                            "server {id} confirmed read {read} at {zxid}, but {needed} was \
+                             committed before the read was registered (stale read)"
+                        ));
+                    }
+                    self.reads_ready += 1;
+                    self.log(|| format!("node {id} read {read} ready at {zxid}"));
+                }
+                Action::ReadIndexFailed { id: read } => {
+                    if self.reads.remove(&(id, read)).is_none() {
+                        return Err(format!("server {id} failed read {read} twice or unasked"));
+                    }
+                    self.reads_failed += 1;
+                }
             }
         }
     }
@@ -341,6 +380,7 @@ impl Sim {
             ));
         }
         node.tree.apply(zxid, &txn);
+        self.delivered_max = self.delivered_max.max(zxid);
         // A leader's delivery is what clients are told; any delivery means committed, so a
         // quorum must hold it either way (this also catches a leader that counts its own
         // ACK before its fsync and lets a follower deliver).
@@ -451,6 +491,7 @@ impl Sim {
             Event::Clients => {
                 if self.clients {
                     for id in self.ids() {
+                        let leading = self.status(id).is_some_and(|s| s.role == Role::Leading);
                         if self
                             .status(id)
                             .is_some_and(|s| s.role == Role::Leading && s.established)
@@ -460,6 +501,11 @@ impl Sim {
                                 self.propose(id)?;
                             }
                         }
+                        // Every server that believes it leads (a deposed one in a partition
+                        // too) is asked for linearizable reads now and then.
+                        if leading && self.rng.random_range(0..3) == 0 {
+                            self.register_read(id)?;
+                        }
                     }
                     let at = now + self.rng.random_range(5..80);
                     self.schedule(at, Event::Clients);
@@ -467,6 +513,24 @@ impl Sim {
                 Ok(())
             }
         }
+    }
+
+    /// Registers a linearizable read at `id`; it must be answered with an index covering
+    /// everything delivered anywhere so far.
+    pub fn register_read(&mut self, id: u64) -> SimResult {
+        self.next_read += 1;
+        let read = self.next_read;
+        let now = self.now;
+        let needed = self.delivered_max;
+        let accepted = self
+            .node_mut(id)
+            .zab
+            .as_mut()
+            .is_some_and(|z| z.read_index(now, read).is_ok());
+        if accepted {
+            self.reads.insert((id, read), needed);
+        }
+        self.drain(id)
     }
 
     /// Proposes one random txn at `id`; returns its zxid if `id` accepted it.

@@ -1,0 +1,347 @@
+//! Chubby's guarantees through real `coordd` ensembles: linearizable reads (ReadIndex) on
+//! every server and across a deposed leader's pause, sequencers that fence writes, and
+//! lock-delay after an expiry (but not after a clean release).
+
+mod common;
+use common::RawSession;
+use coord_client::{Client, CreateOptions, ErrorCode, LockMode, MultiOp, ReadMode, Sequencer};
+use coord_proto::{ReplyBody, Request, Response};
+use coord_testkit::runtime as rt;
+use std::time::{Duration, Instant};
+
+/// A linearizable reader on every server sees a write the moment another session's write
+/// was acknowledged, whichever server either is connected to.
+#[test]
+fn linearizable_reads_see_every_acknowledged_write_on_every_server() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        cluster.wait_stable().await;
+        let mut writers = Vec::new();
+        let mut readers = Vec::new();
+        for i in 0..3 {
+            writers.push(Client::connect(cluster.config_for(i)).await.unwrap());
+            let r = Client::connect(cluster.config_for(i)).await.unwrap();
+            readers.push(r.with_read_mode(ReadMode::Linearizable));
+        }
+        writers[0]
+            .create("/k", b"0", CreateOptions::persistent())
+            .await
+            .unwrap();
+        for n in 1..=60u32 {
+            let w = &writers[n as usize % 3];
+            let value = n.to_string().into_bytes();
+            w.set_data("/k", &value, None).await.unwrap();
+            for (i, r) in readers.iter().enumerate() {
+                let (data, stat) = r.get_data("/k").await.unwrap();
+                assert_eq!(
+                    data,
+                    value,
+                    "a linearizable read on server {} missed write {n}",
+                    i + 1
+                );
+                assert_eq!(stat.version, n as i32);
+            }
+        }
+        // The other read kinds are fenced too.
+        for r in &readers {
+            assert!(r.exists("/k").await.unwrap().is_some());
+            assert!(
+                r.get_children("/")
+                    .await
+                    .unwrap()
+                    .0
+                    .contains(&"k".to_string())
+            );
+        }
+    });
+}
+
+/// The leader is paused (SIGSTOP), the others elect a new leader and acknowledge a write,
+/// then the old leader resumes while a linearizable read through it is outstanding. The read
+/// may fail (the old leader cannot confirm it leads) but it never returns the old value.
+#[test]
+fn a_paused_deposed_leader_serves_no_stale_linearizable_read() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        let leader = cluster.wait_stable().await;
+        let w = cluster.client().await;
+        w.create("/k", b"old", CreateOptions::persistent())
+            .await
+            .unwrap();
+        // A reader that can only reach the old leader.
+        let cfg = cluster
+            .config_for(leader)
+            .session_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5));
+        let reader = Client::connect(cfg)
+            .await
+            .unwrap()
+            .with_read_mode(ReadMode::Linearizable);
+        assert_eq!(reader.get_data("/k").await.unwrap().0, b"old");
+        cluster.signal(leader, libc::SIGSTOP);
+        let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let nw = loop {
+            let mut found = None;
+            for &i in &others {
+                if let Some(s) = cluster.status(i).await
+                    && s.role == "leader"
+                {
+                    found = Some(i);
+                }
+            }
+            if let Some(i) = found {
+                break i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new leader while the old one sleeps"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let w2 = Client::connect(cluster.config_for(nw)).await.unwrap();
+        w2.set_data("/k", b"new", None).await.unwrap();
+        // The read is issued while the old leader still sleeps, and is answered (or not)
+        // after it wakes.
+        let pending = tokio::spawn({
+            let reader = reader.clone();
+            async move { reader.get_data("/k").await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster.signal(leader, libc::SIGCONT);
+        let mut outcomes = vec![pending.await.unwrap()];
+        // Keep reading through the old leader until one read succeeds.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !outcomes.last().unwrap().is_ok() {
+            assert!(Instant::now() < deadline, "no read succeeded: {outcomes:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            outcomes.push(reader.get_data("/k").await);
+        }
+        for (data, _) in outcomes.iter().flatten() {
+            assert_eq!(
+                data.as_slice(),
+                b"new",
+                "a linearizable read returned state older than an acknowledged write"
+            );
+        }
+    });
+}
+
+fn sequencer(path: &str, stat: &coord_client::Stat) -> Vec<u8> {
+    Sequencer {
+        path: path.into(),
+        mode: LockMode::Exclusive,
+        czxid: stat.czxid,
+        session_id: stat.ephemeral_owner,
+    }
+    .encode()
+}
+
+/// A holder's sequencer is valid on every server while it holds the lock; a multi carrying
+/// it writes only then; a stale or garbled sequencer is refused.
+#[test]
+fn sequencers_fence_writes_on_every_server() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        cluster.wait_stable().await;
+        let holder = cluster.client().await;
+        holder
+            .create("/locks", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        holder
+            .create("/data", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        let (_, stat) = holder
+            .create2("/locks/db", b"me", CreateOptions::lock(Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(stat.ephemeral_owner, holder.session_id());
+        let seq = sequencer("/locks/db", &stat);
+        let fenced = |seq: Vec<u8>, v: &'static [u8]| {
+            vec![
+                MultiOp::CheckSequencer { sequencer: seq },
+                MultiOp::SetData {
+                    path: "/data".into(),
+                    data: v.to_vec(),
+                    version: -1,
+                },
+            ]
+        };
+        for i in 0..3 {
+            let storage = Client::connect(cluster.config_for(i)).await.unwrap();
+            assert!(
+                storage.check_sequencer(&seq).await.unwrap(),
+                "server {}",
+                i + 1
+            );
+            storage
+                .multi(fenced(seq.clone(), b"by holder"))
+                .await
+                .unwrap();
+        }
+        // Released and taken again (same session): a new generation; the old one is stale.
+        holder.delete("/locks/db", None).await.unwrap();
+        let (_, stat2) = holder
+            .create2("/locks/db", b"me", CreateOptions::lock(Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(stat2.czxid > stat.czxid);
+        for i in 0..3 {
+            let storage = Client::connect(cluster.config_for(i)).await.unwrap();
+            assert!(!storage.check_sequencer(&seq).await.unwrap());
+            let e = storage
+                .multi(fenced(seq.clone(), b"by a stale holder"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), ErrorCode::StaleSequencer);
+            assert!(
+                storage
+                    .check_sequencer(&sequencer("/locks/db", &stat2))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(holder.get_data("/data").await.unwrap().0, b"by holder");
+        // Garbled sequencers: refused by the client, and by the server when sent raw.
+        let mut garbled = seq.clone();
+        garbled.truncate(seq.len() - 1);
+        let e = holder.check_sequencer(&garbled).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+        let addr = cluster.servers[0].client;
+        let mut raw = RawSession::open_at(addr, &cluster.ca()).await;
+        raw.connect(4000).await;
+        match raw
+            .request(1, Request::CheckSequencer { sequencer: garbled })
+            .await
+        {
+            ReplyBody::Err(code) => assert_eq!(code, ErrorCode::BadArguments),
+            other => panic!("a garbled sequencer was answered {other:?}"),
+        }
+        match raw
+            .request(2, Request::CheckSequencer { sequencer: seq })
+            .await
+        {
+            ReplyBody::Ok(Response::Sequencer { valid }) => assert!(!valid),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+/// A lock node whose owner session expired cannot be created again for its lock-delay; one
+/// released cleanly (delete, or closing the session) can be at once.
+#[test]
+fn lock_delay_holds_an_expired_holders_lock_but_not_a_released_one() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        cluster.wait_stable().await;
+        let other = cluster.client().await;
+        other
+            .create("/locks", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        // A holder that vanishes without closing: a raw session that stops sending.
+        let addr = cluster.servers[0].client;
+        let mut raw = RawSession::open_at(addr, &cluster.ca()).await;
+        raw.connect(2000).await;
+        let delay_ms = 3000;
+        match raw
+            .request(
+                1,
+                Request::Create {
+                    path: "/locks/a".into(),
+                    data: vec![],
+                    acl: coord_proto::Acl::open_unsafe(),
+                    mode: coord_proto::CreateMode::EphemeralLock,
+                    ttl_ms: delay_ms,
+                },
+            )
+            .await
+        {
+            ReplyBody::Ok(Response::Create { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        drop(raw);
+        // Expiry deletes the node...
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while other.exists("/locks/a").await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the holder's session never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let gone = Instant::now();
+        // ...and the path stays held back for the delay, then frees.
+        let e = other
+            .create("/locks/a", b"", CreateOptions::lock(Duration::ZERO))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::LockDelay);
+        loop {
+            match other
+                .create("/locks/a", b"", CreateOptions::lock(Duration::ZERO))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.code() == ErrorCode::LockDelay => {
+                    assert!(
+                        gone.elapsed() < Duration::from_secs(30),
+                        "lock-delay never ended"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // The delay counts from the expiry txn, which came at most a tick before the node was
+        // seen gone: it cannot have ended much sooner than `delay_ms` after that.
+        assert!(
+            gone.elapsed() >= Duration::from_millis(delay_ms as u64 - 600),
+            "lock-delay ended after {:?}",
+            gone.elapsed()
+        );
+        // A clean release frees the path at once: delete, and session close.
+        let a = cluster.client().await;
+        a.create(
+            "/locks/b",
+            b"",
+            CreateOptions::lock(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+        a.delete("/locks/b", None).await.unwrap();
+        other
+            .create(
+                "/locks/b",
+                b"",
+                CreateOptions::lock(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        let c = cluster.client().await;
+        c.create(
+            "/locks/c",
+            b"",
+            CreateOptions::lock(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+        other
+            .create("/locks/c", b"", CreateOptions::lock(Duration::ZERO))
+            .await
+            .unwrap();
+        // Out-of-bounds delays are refused before they reach the server.
+        let e = other
+            .create(
+                "/locks/d",
+                b"",
+                CreateOptions::lock(Duration::from_secs(61)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+    });
+}

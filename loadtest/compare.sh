@@ -176,6 +176,14 @@ workloads() { # TARGET SERVERS
         --sessions "$WIDE_SESSIONS" --inflight 1 --plot "$RESULTS/$t.write_wide.svg"
     run read_wide "$t" "$s" "${common[@]}" --no-setup --workload read \
         --sessions "$WIDE_SESSIONS" --inflight 1 --plot "$RESULTS/$t.read_wide.svg"
+    # Reads that see every acknowledged write: Coord's linearizable mode (ReadIndex) next
+    # to ZooKeeper's only way to get that, sync + get; then sync + get on both.
+    local strong=sync
+    [[ $t == coord ]] && strong=linearizable
+    run read_lin "$t" "$s" "${common[@]}" --no-setup --workload read --read-mode "$strong" \
+        --sessions "$SESSIONS" --inflight "$INFLIGHT" --plot "$RESULTS/$t.read_lin.svg"
+    run read_sync "$t" "$s" "${common[@]}" --no-setup --workload read --read-mode sync \
+        --sessions "$SESSIONS" --inflight "$INFLIGHT" --plot "$RESULTS/$t.read_sync.svg"
     run create "$t" "$s" "${common[@]}" --create-latency --plot "$RESULTS/$t.create.svg"
 }
 
@@ -387,6 +395,8 @@ rows = [
     ("read100", f"100% read {sk}", figs),
     ("write_wide", f"write {wide}", figs),
     ("read_wide", f"read {wide}", figs),
+    ("read_lin", f"lin read {sk}", figs),
+    ("read_sync", f"sync+get {sk}", figs),
     ("create", "sync create", figs),
 ]
 print()

@@ -29,6 +29,17 @@ use clap::Parser;
 
 use target::Target;
 
+/// How reads are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadModeArg {
+    /// From the connected server's tree (both targets' default).
+    Local,
+    /// Coord only: linearizable reads (a ReadIndex fence pipelined before each read).
+    Linearizable,
+    /// `sync` then the read: ZooKeeper's way to read after the latest writes (both targets).
+    Sync,
+}
+
 /// What the load tasks do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
@@ -130,6 +141,9 @@ pub struct Args {
     /// application running many sessions would.
     #[arg(long)]
     pub connection_per_session: bool,
+    /// How reads are served: `local`, `linearizable` (Coord only) or `sync` (sync + get).
+    #[arg(long, value_enum, default_value_t = ReadModeArg::Local)]
+    pub read_mode: ReadModeArg,
     /// Client runtime worker threads [default: available CPUs].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,

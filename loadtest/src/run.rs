@@ -48,7 +48,21 @@ async fn connect_all(plan: &Plan, n: u32) -> Result<Vec<Conn>, String> {
         .buffer_unordered(CONNECT_PARALLELISM)
         .collect()
         .await;
-    let conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if plan.args.read_mode == crate::ReadModeArg::Linearizable {
+        for c in &mut conns {
+            match c {
+                Conn::Coord(client) => {
+                    *client = client.with_read_mode(coord_client::ReadMode::Linearizable)
+                }
+                Conn::Zk(_) => {
+                    return Err(
+                        "--read-mode linearizable is for Coord; use sync for ZooKeeper".into(),
+                    );
+                }
+            }
+        }
+    }
     eprintln!(
         "coord-loadtest: {n} {target} session(s) to {} in {:.2?}",
         plan.servers,
@@ -161,6 +175,7 @@ async fn load(plan: &Plan) -> Result<(), String> {
                 stats.clone(),
                 keys.clone(),
                 read_pct,
+                a.read_mode == crate::ReadModeArg::Sync,
                 value.clone(),
                 seed,
                 done.clone(),
@@ -222,6 +237,7 @@ async fn worker(
     stats: Arc<Stats>,
     keys: Arc<[String]>,
     read_pct: u8,
+    sync_reads: bool,
     value: Vec<u8>,
     seed: u64,
     done: Arc<AtomicU64>,
@@ -236,7 +252,7 @@ async fn worker(
         let key = &keys[rng.random_range(0..keys.len())];
         let read = read_pct >= 100 || (read_pct > 0 && rng.random_ratio(u32::from(read_pct), 100));
         let (kind, result) = if read {
-            (OpKind::Read, conn.get(key).await.map(drop))
+            (OpKind::Read, conn.get(key, sync_reads).await.map(drop))
         } else {
             (OpKind::Write, conn.set(key, &value).await)
         };

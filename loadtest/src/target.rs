@@ -115,8 +115,14 @@ impl Conn {
         }
     }
 
-    /// Reads a node; returns its data length.
-    pub async fn get(&self, path: &str) -> Result<usize, OpError> {
+    /// Reads a node (after a `sync` of it with `sync_first`); returns its data length.
+    pub async fn get(&self, path: &str, sync_first: bool) -> Result<usize, OpError> {
+        if sync_first {
+            match self {
+                Conn::Coord(c) => c.sync(path).await.map_err(coord_err)?,
+                Conn::Zk(c) => c.sync(path).await.map_err(zk_err)?,
+            }
+        }
         match self {
             Conn::Coord(c) => c
                 .get_data(path)

@@ -13,7 +13,8 @@ pub type ProcessId = u32;
 /// with empty data at version 0.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// get_data; with `sync` a `sync` precedes it on the same session (a linearizable read).
+    /// get_data; with `sync` a linearizable read: a `sync` precedes it on the same session, or
+    /// it is made in Coord's linearizable read mode (a ReadIndex fence).
     Read {
         /// The register.
         key: String,

@@ -758,6 +758,13 @@ impl Handler<Attach> for Store {
     type Result = ();
     fn handle(&mut self, msg: Attach, _: &mut Self::Context) {
         let id = msg.session_id;
+        // A session id is the zxid of its CreateSession txn: a server that has not applied
+        // that far cannot know the session yet, and must not call it expired (the client
+        // tries another server, or this one again once it caught up).
+        if self.tree.last_applied().0 < id {
+            let _ = msg.reply.send(Err(ErrorCode::NotServing));
+            return;
+        }
         if !self.tree.has_session(id) || self.closing.contains(&id) {
             let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
             return;

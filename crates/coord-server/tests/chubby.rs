@@ -127,6 +127,26 @@ fn a_paused_deposed_leader_serves_no_stale_linearizable_read() {
     });
 }
 
+/// A raw-frame session on some server, retried while servers refuse (e.g. still electing).
+async fn raw_session(cluster: &coord_testkit::Cluster, timeout_ms: u32) -> RawSession {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for server in &cluster.servers {
+            let mut raw = RawSession::open_at(server.client, &cluster.ca()).await;
+            raw.send(&common::connect_frame(0, vec![], timeout_ms))
+                .await;
+            match raw.next().await {
+                Some(coord_proto::ServerFrame::Connected(_)) => return raw,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "no server took a raw session: {other:?}"
+                ),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn sequencer(path: &str, stat: &coord_client::Stat) -> Vec<u8> {
     Sequencer {
         path: path.into(),
@@ -209,9 +229,7 @@ fn sequencers_fence_writes_on_every_server() {
         garbled.truncate(seq.len() - 1);
         let e = holder.check_sequencer(&garbled).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadArguments);
-        let addr = cluster.servers[0].client;
-        let mut raw = RawSession::open_at(addr, &cluster.ca()).await;
-        raw.connect(4000).await;
+        let mut raw = raw_session(&cluster, 4000).await;
         match raw
             .request(1, Request::CheckSequencer { sequencer: garbled })
             .await
@@ -242,9 +260,7 @@ fn lock_delay_holds_an_expired_holders_lock_but_not_a_released_one() {
             .await
             .unwrap();
         // A holder that vanishes without closing: a raw session that stops sending.
-        let addr = cluster.servers[0].client;
-        let mut raw = RawSession::open_at(addr, &cluster.ca()).await;
-        raw.connect(2000).await;
+        let mut raw = raw_session(&cluster, 2000).await;
         let delay_ms = 3000;
         match raw
             .request(

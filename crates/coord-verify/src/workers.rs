@@ -156,13 +156,31 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
                         versions[k] = stat.version;
                     }
                 }
-                20..35 => {
+                20..28 => {
                     let got = s
                         .run_op(
                             Op::Read { key, sync: true },
                             move |c: Client| async move {
                                 c.sync(&path).await?;
                                 c.get_data(&path).await
+                            },
+                            read_result,
+                        )
+                        .await;
+                    if let Some((_, stat)) = got {
+                        versions[k] = stat.version;
+                    }
+                }
+                28..35 => {
+                    // Coord's linearizable read mode (a ReadIndex fence, no write): checked
+                    // as a linearizable read like sync + get.
+                    let got = s
+                        .run_op(
+                            Op::Read { key, sync: true },
+                            move |c: Client| async move {
+                                c.with_read_mode(coord_client::ReadMode::Linearizable)
+                                    .get_data(&path)
+                                    .await
                             },
                             read_result,
                         )

@@ -174,8 +174,10 @@ async fn load(plan: &Plan) -> Result<(), String> {
                 conn.clone(),
                 stats.clone(),
                 keys.clone(),
-                read_pct,
-                a.read_mode == crate::ReadModeArg::Sync,
+                Reads {
+                    pct: read_pct,
+                    sync_first: a.read_mode == crate::ReadModeArg::Sync,
+                },
                 value.clone(),
                 seed,
                 done.clone(),
@@ -232,12 +234,18 @@ async fn drain(tasks: &mut tokio::task::JoinSet<()>, end: Instant) {
     }
 }
 
+/// What share of a worker's ops are reads, and whether each read follows a `sync`.
+#[derive(Clone, Copy)]
+struct Reads {
+    pct: u8,
+    sync_first: bool,
+}
+
 async fn worker(
     conn: Conn,
     stats: Arc<Stats>,
     keys: Arc<[String]>,
-    read_pct: u8,
-    sync_reads: bool,
+    reads: Reads,
     value: Vec<u8>,
     seed: u64,
     done: Arc<AtomicU64>,
@@ -250,9 +258,13 @@ async fn worker(
             break;
         }
         let key = &keys[rng.random_range(0..keys.len())];
+        let read_pct = reads.pct;
         let read = read_pct >= 100 || (read_pct > 0 && rng.random_ratio(u32::from(read_pct), 100));
         let (kind, result) = if read {
-            (OpKind::Read, conn.get(key, sync_reads).await.map(drop))
+            (
+                OpKind::Read,
+                conn.get(key, reads.sync_first).await.map(drop),
+            )
         } else {
             (OpKind::Write, conn.set(key, &value).await)
         };

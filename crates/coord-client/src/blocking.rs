@@ -66,6 +66,28 @@ impl Drop for Session {
     }
 }
 
+/// A blocking subscription to a session's events.
+pub struct SessionEvents {
+    inner: client::SessionEvents,
+    rt: Arc<Rt>,
+}
+
+impl SessionEvents {
+    /// The next event, waiting at most `timeout`; `None` when none came in time or the
+    /// session ended and every event was taken.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<crate::SessionEvent> {
+        let inner = &mut self.inner;
+        self.rt
+            .block_on_timeout(timeout, inner.recv())
+            .ok()
+            .flatten()
+    }
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<crate::SessionEvent> {
+        self.inner.try_recv()
+    }
+}
+
 /// A blocking one-shot watch.
 pub struct Watch {
     inner: Option<client::Watch>,
@@ -138,11 +160,13 @@ impl Iterator for PersistentWatch {
 #[derive(Clone)]
 pub struct Client {
     s: Arc<Session>,
+    /// The async handle calls go through (the session's, with this handle's read mode).
+    client: client::Client,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.s.client.fmt(f)
+        self.client.fmt(f)
     }
 }
 
@@ -163,6 +187,7 @@ impl Client {
         let rt = Arc::new(Rt(Some(rt)));
         let client = rt.block_on(client::Client::connect(cfg))?;
         Ok(Client {
+            client: client.clone(),
             s: Arc::new(Session { client, rt }),
         })
     }
@@ -181,7 +206,7 @@ impl Client {
     /// The async client this one wraps (its futures must run on this client's runtime, e.g.
     /// through [`Client::block_on`]).
     pub fn as_async(&self) -> &client::Client {
-        &self.s.client
+        &self.client
     }
 
     /// Runs a future on the client's runtime, blocking until it completes.
@@ -189,43 +214,64 @@ impl Client {
         self.run(f)
     }
 
+    /// A handle to the same session whose reads are served in `mode` (see
+    /// [`crate::Client::with_read_mode`]).
+    pub fn with_read_mode(&self, mode: crate::ReadMode) -> Client {
+        Client {
+            s: self.s.clone(),
+            client: self.client.with_read_mode(mode),
+        }
+    }
+
+    /// See [`crate::Client::check_sequencer`].
+    pub fn check_sequencer(&self, sequencer: &[u8]) -> Result<bool, Error> {
+        self.run(self.client.check_sequencer(sequencer))
+    }
+
     /// The session id.
     pub fn session_id(&self) -> u64 {
-        self.s.client.session_id()
+        self.client.session_id()
     }
     /// The session password.
     pub fn session_password(&self) -> Vec<u8> {
-        self.s.client.session_password()
+        self.client.session_password()
     }
     /// The negotiated session timeout.
     pub fn session_timeout(&self) -> Duration {
-        self.s.client.session_timeout()
+        self.client.session_timeout()
     }
     /// The current session state.
     pub fn state(&self) -> SessionState {
-        self.s.client.state()
+        self.client.state()
     }
     /// Blocks until the state differs from `current` or `timeout` passes; returns the state.
     pub fn wait_state_change(&self, current: SessionState, timeout: Duration) -> SessionState {
-        let mut rx = self.s.client.state_events();
+        let mut rx = self.client.state_events();
         let _ = self
             .s
             .rt
             .block_on_timeout(timeout, rx.wait_for(|s| *s != current));
         self.state()
     }
+    /// A new subscription to the session's events (see [`crate::Client::session_events`]).
+    pub fn session_events(&self) -> SessionEvents {
+        SessionEvents {
+            inner: self.client.session_events(),
+            rt: self.s.rt.clone(),
+        }
+    }
     /// The highest zxid seen in any reply.
     pub fn last_zxid(&self) -> u64 {
-        self.s.client.last_zxid()
+        self.client.last_zxid()
     }
     /// Calls `f` with every watch event (from the client's runtime thread).
     pub fn set_default_watcher(&self, f: impl Fn(WatchedEvent) + Send + Sync + 'static) {
-        self.s.client.set_default_watcher(f)
+        self.client.set_default_watcher(f)
     }
 
     /// See [`crate::Client::create`].
     pub fn create(&self, path: &str, data: &[u8], opts: CreateOptions) -> Result<String, Error> {
-        self.run(self.s.client.create(path, data, opts))
+        self.run(self.client.create(path, data, opts))
     }
     /// See [`crate::Client::create2`].
     pub fn create2(
@@ -234,74 +280,74 @@ impl Client {
         data: &[u8],
         opts: CreateOptions,
     ) -> Result<(String, Stat), Error> {
-        self.run(self.s.client.create2(path, data, opts))
+        self.run(self.client.create2(path, data, opts))
     }
     /// See [`crate::Client::delete`].
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<(), Error> {
-        self.run(self.s.client.delete(path, version))
+        self.run(self.client.delete(path, version))
     }
     /// See [`crate::Client::exists`].
     pub fn exists(&self, path: &str) -> Result<Option<Stat>, Error> {
-        self.run(self.s.client.exists(path))
+        self.run(self.client.exists(path))
     }
     /// See [`crate::Client::exists_w`].
     pub fn exists_w(&self, path: &str) -> Result<(Option<Stat>, Watch), Error> {
-        let (stat, w) = self.run(self.s.client.exists_w(path))?;
+        let (stat, w) = self.run(self.client.exists_w(path))?;
         Ok((stat, self.watch(w)))
     }
     /// See [`crate::Client::get_data`].
     pub fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
-        self.run(self.s.client.get_data(path))
+        self.run(self.client.get_data(path))
     }
     /// See [`crate::Client::get_data_w`].
     pub fn get_data_w(&self, path: &str) -> Result<(Vec<u8>, Stat, Watch), Error> {
-        let (data, stat, w) = self.run(self.s.client.get_data_w(path))?;
+        let (data, stat, w) = self.run(self.client.get_data_w(path))?;
         Ok((data, stat, self.watch(w)))
     }
     /// See [`crate::Client::set_data`].
     pub fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat, Error> {
-        self.run(self.s.client.set_data(path, data, version))
+        self.run(self.client.set_data(path, data, version))
     }
     /// See [`crate::Client::get_children`].
     pub fn get_children(&self, path: &str) -> Result<(Vec<String>, Stat), Error> {
-        self.run(self.s.client.get_children(path))
+        self.run(self.client.get_children(path))
     }
     /// See [`crate::Client::get_children_w`].
     pub fn get_children_w(&self, path: &str) -> Result<(Vec<String>, Stat, Watch), Error> {
-        let (children, stat, w) = self.run(self.s.client.get_children_w(path))?;
+        let (children, stat, w) = self.run(self.client.get_children_w(path))?;
         Ok((children, stat, self.watch(w)))
     }
     /// See [`crate::Client::get_acl`].
     pub fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), Error> {
-        self.run(self.s.client.get_acl(path))
+        self.run(self.client.get_acl(path))
     }
     /// See [`crate::Client::set_acl`].
     pub fn set_acl(&self, path: &str, acl: &[Acl], version: Option<i32>) -> Result<Stat, Error> {
-        self.run(self.s.client.set_acl(path, acl, version))
+        self.run(self.client.set_acl(path, acl, version))
     }
     /// See [`crate::Client::get_ephemerals`].
     pub fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        self.run(self.s.client.get_ephemerals(prefix))
+        self.run(self.client.get_ephemerals(prefix))
     }
     /// See [`crate::Client::get_all_children_number`].
     pub fn get_all_children_number(&self, path: &str) -> Result<u64, Error> {
-        self.run(self.s.client.get_all_children_number(path))
+        self.run(self.client.get_all_children_number(path))
     }
     /// See [`crate::Client::sync`].
     pub fn sync(&self, path: &str) -> Result<(), Error> {
-        self.run(self.s.client.sync(path))
+        self.run(self.client.sync(path))
     }
     /// See [`crate::Client::multi`].
     pub fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, Error> {
-        self.run(self.s.client.multi(ops))
+        self.run(self.client.multi(ops))
     }
     /// See [`crate::Client::multi_read`].
     pub fn multi_read(&self, ops: Vec<ReadOp>) -> Result<Vec<ReadResult>, Error> {
-        self.run(self.s.client.multi_read(ops))
+        self.run(self.client.multi_read(ops))
     }
     /// See [`crate::Client::add_watch`].
     pub fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<PersistentWatch, Error> {
-        let inner = self.run(self.s.client.add_watch(path, mode))?;
+        let inner = self.run(self.client.add_watch(path, mode))?;
         Ok(PersistentWatch {
             inner,
             rt: self.s.rt.clone(),
@@ -309,14 +355,14 @@ impl Client {
     }
     /// See [`crate::Client::remove_watches`].
     pub fn remove_watches(&self, path: &str, kind: WatcherKind) -> Result<(), Error> {
-        self.run(self.s.client.remove_watches(path, kind))
+        self.run(self.client.remove_watches(path, kind))
     }
     /// See [`crate::Client::add_auth`].
     pub fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), Error> {
-        self.run(self.s.client.add_auth(scheme, auth))
+        self.run(self.client.add_auth(scheme, auth))
     }
     /// See [`crate::Client::close`].
     pub fn close(&self) -> Result<(), Error> {
-        self.run(self.s.client.close())
+        self.run(self.client.close())
     }
 }

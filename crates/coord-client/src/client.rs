@@ -15,6 +15,21 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// The requests a [`ReadMode::Linearizable`] handle fences.
+fn is_read(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Exists { .. }
+            | Request::GetData { .. }
+            | Request::GetChildren { .. }
+            | Request::GetAcl { .. }
+            | Request::GetEphemerals { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::MultiRead { .. }
+            | Request::CheckSequencer { .. }
+    )
+}
+
 fn version(v: Option<i32>) -> i32 {
     v.unwrap_or(ANY_VERSION)
 }
@@ -74,12 +89,46 @@ struct Inner {
     shared: Arc<Shared>,
 }
 
+/// A subscription to a session's events (see [`Client::session_events`]).
+#[derive(Debug)]
+pub struct SessionEvents {
+    rx: mpsc::UnboundedReceiver<crate::SessionEvent>,
+}
+
+impl SessionEvents {
+    /// The next event; `None` once the session ended and every event was taken.
+    pub async fn recv(&mut self) -> Option<crate::SessionEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<crate::SessionEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
 /// A session with a Coord ensemble. Cloning is cheap; every clone shares the one connection,
 /// and requests from all of them are pipelined on it. Dropping the last clone closes the
 /// session (as [`Client::close`] does).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    read_mode: ReadMode,
+}
+
+/// How a client's reads are served (see [`Client::with_read_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReadMode {
+    /// From the connected server's tree, as ZooKeeper does: never older than what this
+    /// session has seen, but possibly behind writes other sessions had acknowledged.
+    #[default]
+    Local,
+    /// Linearizable: every read sees every write acknowledged (to any session) before the
+    /// read was sent. Each read is preceded by a [`Request::ReadIndex`] fence: the server
+    /// answers once it has applied a commit zxid the leader confirmed with a quorum after the
+    /// fence arrived; reads waiting together share one confirmation. Costs one round trip
+    /// from the connected server to the leader and from the leader to a quorum, no disk write.
+    Linearizable,
 }
 
 impl std::fmt::Debug for Client {
@@ -98,7 +147,42 @@ impl Client {
         let (shared, cmds) = session::connect(cfg).await?;
         Ok(Client {
             inner: Arc::new(Inner { cmds, shared }),
+            read_mode: ReadMode::Local,
         })
+    }
+
+    /// A handle to the same session whose reads (exists, get_data, get_children, get_acl,
+    /// get_ephemerals, get_all_children_number, multi_read) are served in `mode`. Cheap; the
+    /// original handle keeps its own mode.
+    pub fn with_read_mode(&self, mode: ReadMode) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            read_mode: mode,
+        }
+    }
+
+    /// The read mode of this handle.
+    pub fn read_mode(&self) -> ReadMode {
+        self.read_mode
+    }
+
+    /// Whether `sequencer` (from a lock recipe, see [`coord_proto::Sequencer`]) still names a
+    /// held lock: its node exists with the sequencer's czxid and is owned by the sequencer's
+    /// session. The answer is linearizable whatever this handle's read mode. `BadArguments`
+    /// when the bytes are not a sequencer (truncated, garbled, unknown version).
+    pub async fn check_sequencer(&self, sequencer: &[u8]) -> Result<bool, Error> {
+        crate::options::check_sequencer(sequencer)?;
+        let request = Request::CheckSequencer {
+            sequencer: sequencer.to_vec(),
+        };
+        match self
+            .with_read_mode(ReadMode::Linearizable)
+            .call(request, None)
+            .await?
+        {
+            Response::Sequencer { valid } => Ok(valid),
+            _ => Err(Error::unexpected_reply("check_sequencer")),
+        }
     }
 
     /// The session id.
@@ -126,7 +210,17 @@ impl Client {
         self.inner.shared.state.subscribe()
     }
 
-    /// The highest zxid seen in any reply.
+    /// A new subscription to this session's events ([`crate::SessionEvent`]: jeopardy, safe,
+    /// expired, leader failed over, ...), each delivered once, in order, from the moment of
+    /// subscribing.
+    pub fn session_events(&self) -> SessionEvents {
+        SessionEvents {
+            rx: self.inner.shared.subscribe(),
+        }
+    }
+
+    /// The highest zxid this session has seen: the server's last zxid when the session was
+    /// created, then any reply's.
     pub fn last_zxid(&self) -> u64 {
         self.inner.shared.last_zxid.load(Ordering::Relaxed)
     }
@@ -154,6 +248,25 @@ impl Client {
         if !shared.state.borrow().is_alive() {
             return Err(shared.ended_error());
         }
+        // A linearizable read is a fence and the read, pipelined: the session's FIFO order
+        // holds the read until the fence is answered, so it costs no extra round trip.
+        let fence = if self.read_mode == ReadMode::Linearizable && is_read(&request) {
+            Some(self.send(Request::ReadIndex, None)?)
+        } else {
+            None
+        };
+        let rx = self.send(request, watch)?;
+        if let Some(fence) = fence {
+            fence.await.map_err(|_| shared.ended_error())??;
+        }
+        rx.await.map_err(|_| shared.ended_error())?
+    }
+
+    fn send(
+        &self,
+        request: Request,
+        watch: Option<WatchSink>,
+    ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
         let (reply, rx) = oneshot::channel();
         self.inner
             .cmds
@@ -162,8 +275,8 @@ impl Client {
                 watch,
                 reply,
             })
-            .map_err(|_| shared.ended_error())?;
-        rx.await.map_err(|_| shared.ended_error())?
+            .map_err(|_| self.inner.shared.ended_error())?;
+        Ok(rx)
     }
 
     fn watch(&self) -> (WatchSink, Watch) {

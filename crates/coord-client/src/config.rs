@@ -17,6 +17,15 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default largest frame the client accepts or sends (16 MiB: large children lists fit).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// Chubby's default grace period.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(45);
+/// Default bound on how long a call waits for a connection while the session is in
+/// jeopardy (see [`ClientConfig::request_timeout`]): long enough to ride out a leader
+/// election or a server restart (seconds), short enough that a caller learns within the
+/// default session timeout that the ensemble is out of reach, rather than only when the
+/// 45 s grace period ends.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to reach and talk to an ensemble.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -32,6 +41,21 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Connections shared with other sessions; `None`: this session's own.
     pub transport: Option<crate::Transport>,
+    /// Accept a read-only server (one cut off from the quorum that serves reads only, see
+    /// ZooKeeper's `canBeReadOnly`); off by default.
+    pub read_only: bool,
+    /// How long after its local view of the session timeout the client keeps trying to
+    /// resume a disconnected session before it declares it expired (Chubby's grace period;
+    /// default 45 s). A server saying `SessionExpired` ends it at once.
+    pub grace_period: Duration,
+    /// How long a call may wait, without being sent, for the session to be resumed (default
+    /// [`DEFAULT_REQUEST_TIMEOUT`]). It counts from the moment the session task took the
+    /// call: a call made during jeopardy, or a read re-sent after the connection dropped,
+    /// that is still unsent this long after it was made fails with `OperationTimeout` (it
+    /// was certainly not applied). A call sent on a live connection is bounded by that
+    /// connection's liveness instead (no reply, not even to pings, for 2/3 of the session
+    /// timeout drops it).
+    pub request_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -43,6 +67,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_frame", &self.max_frame)
             .field("transport", &self.transport)
+            .field("read_only", &self.read_only)
+            .field("grace_period", &self.grace_period)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -72,6 +99,9 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_frame: DEFAULT_MAX_FRAME,
             transport: None,
+            read_only: false,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         })
     }
 
@@ -113,6 +143,24 @@ impl ClientConfig {
         self
     }
 
+    /// Accept read-only servers (see [`ClientConfig::read_only`]).
+    pub fn read_only(mut self, on: bool) -> ClientConfig {
+        self.read_only = on;
+        self
+    }
+
+    /// Sets the grace period (see [`ClientConfig::grace_period`]).
+    pub fn grace_period(mut self, grace: Duration) -> ClientConfig {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Sets the request timeout (see [`ClientConfig::request_timeout`]).
+    pub fn request_timeout(mut self, timeout: Duration) -> ClientConfig {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Checks the fields a user may have set by hand.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| Err(Error::with_message(ErrorCode::BadArguments, m.to_string()));
@@ -129,6 +177,9 @@ impl ClientConfig {
         }
         if self.connect_timeout.is_zero() {
             return bad("connect timeout must not be zero");
+        }
+        if self.request_timeout.is_zero() {
+            return bad("request timeout must not be zero");
         }
         if self.max_frame < 1024 {
             return bad("max_frame must be at least 1024 bytes");
@@ -223,6 +274,27 @@ mod tests {
             split_host_port("node-1.example:7000").unwrap(),
             ("node-1.example", 7000)
         );
+    }
+
+    #[test]
+    fn zero_request_timeout_is_refused() {
+        // Built by hand: `validate` checks what a user may set after `new`, not the CA.
+        let cfg = ClientConfig {
+            servers: vec!["a:1".into()],
+            ca_pem: Vec::new(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+            transport: None,
+            read_only: false,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        };
+        assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(cfg.validate().is_ok());
+        let e = cfg.request_timeout(Duration::ZERO).validate().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+        assert!(e.to_string().contains("request timeout"), "{e}");
     }
 
     #[test]

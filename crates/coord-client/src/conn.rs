@@ -7,26 +7,48 @@
 //!                                  +---- ServerFrame ---- reader task <---------+
 //! ```
 //!
-//! States (Chubby's names in brackets):
+//! States, and the [`SessionEvent`]s published with them (Chubby's names):
 //!
 //! ```text
-//!   Connecting --connected--> Connected [safe] --lost--> Disconnected [jeopardy]
-//!                                ^  |                       |  |
-//!                                |  +--close--> Closed      |  +--Refused(SessionExpired) or
-//!                                +-------reconnected--------+     no server within timeout--> Expired
+//!   Connecting --connected--> Connected --lost: Jeopardy--> Disconnected
+//!                              ^  |                           |  |
+//!                              |  +--close: Closed--> Closed  |  +--a server says SessionExpired,
+//!                              +---------resumed: Safe--------+     or AuthFailed for the password,
+//!                                                                  or the session timeout plus the
+//!                                                                  grace period passed: Expired
 //! ```
+//!
+//! What happens to calls when the connection drops (the session is in jeopardy):
+//! - a read in flight (exists, get_data, get_children, get_acl, get_ephemerals,
+//!   get_all_children_number, multi_read, check_sequencer, sync, and the `ReadIndex` fence of
+//!   a linearizable read) is sent again, in its original order, once the session is
+//!   resumed: reads change nothing, so sending one twice is harmless; its watch, if any, is
+//!   registered by the reply it finally gets;
+//! - every other call in flight (writes, `add_watch`, `remove_watches`, `add_auth`) fails
+//!   with `ConnectionLoss`: it may or may not have been applied, and only the application
+//!   knows whether doing it again is safe;
+//! - a call made while disconnected waits and is sent after the resume;
+//! - a call still unsent [`crate::ClientConfig::request_timeout`] after it was made (a
+//!   re-sent read counts from its first sending) fails with `OperationTimeout`; it was never
+//!   applied. If the session ends first, it fails with `SessionExpired` (or as closed).
+//!
+//! The session is given up only when a server says it expired (or refuses its password), or
+//! when no server accepted it for its timeout plus [`crate::ClientConfig::grace_period`],
+//! counted from the last frame received (Chubby's grace period: a leader fail-over can take
+//! longer than a session timeout, and the new leader gives every session a fresh one).
 //!
 //! Invariants: `pending` holds the requests sent on the current connection in xid order, and
 //! replies arrive in that order (FIFO per session), so a reply always matches the front; a
 //! watch is registered when the reply that created it is processed, before any later frame,
-//! so an event that follows the reply finds it.
+//! so an event that follows the reply finds it; `backlog` holds calls in the order they were
+//! made, and is sent, in that order, before any call made later.
 
 use crate::config::ClientConfig;
 use crate::connector::{Connector, Incoming, Link, frame_name, reader, writer};
 use crate::error::Error;
 use crate::session::{
-    Command, INITIAL_BACKOFF, MAX_BACKOFF, MIN_TIMEOUT, SessionState, Shared, WatchSink,
-    attempt_limit, jitter, requested_timeout_ms, shuffled,
+    Command, Failover, INITIAL_BACKOFF, MAX_BACKOFF, MIN_TIMEOUT, SessionEvent, SessionState,
+    Shared, WatchSink, attempt_limit, jitter, requested_timeout_ms, shuffled,
 };
 use crate::transport::ConnRef;
 use crate::watches::{OneShotKind, WatchManager};
@@ -110,8 +132,10 @@ enum Waiter {
         after: After,
         reply: oneshot::Sender<Result<Response, Error>>,
     },
-    /// A request of the driver's own (ping, watch or auth replay); failures are logged.
+    /// A request of the driver's own (ping, auth replay); failures are logged.
     Internal(&'static str),
+    /// The `SetWatches` that re-registers the watches on a new connection.
+    Rewatch,
     /// The CloseSession of a user close.
     Close,
 }
@@ -119,6 +143,50 @@ enum Waiter {
 struct Pending {
     xid: u64,
     waiter: Waiter,
+    /// For a read: the request and when it was made, to send it again after a resume.
+    resend: Option<(Request, Instant)>,
+}
+
+/// A call waiting for a connection, in the order calls were made.
+struct Queued {
+    request: Request,
+    after: After,
+    reply: oneshot::Sender<Result<Response, Error>>,
+    /// When the session task first took it: its request timeout counts from here.
+    since: Instant,
+}
+
+impl Queued {
+    fn of(
+        cmd_request: Request,
+        watch: Option<WatchSink>,
+        reply: oneshot::Sender<Result<Response, Error>>,
+    ) -> Queued {
+        let after = After::of(&cmd_request, watch);
+        Queued {
+            request: cmd_request,
+            after,
+            reply,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// Whether sending `request` again cannot change anything: it reads, fences or syncs.
+pub(crate) fn is_idempotent(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Exists { .. }
+            | Request::GetData { .. }
+            | Request::GetChildren { .. }
+            | Request::GetAcl { .. }
+            | Request::GetEphemerals { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::MultiRead { .. }
+            | Request::CheckSequencer { .. }
+            | Request::ReadIndex
+            | Request::Sync { .. }
+    )
 }
 
 /// Why a connection's service ended.
@@ -168,8 +236,11 @@ pub(crate) struct Driver {
     /// Credentials added with `add_auth`, re-sent after every reconnect.
     auth: Vec<(String, Vec<u8>)>,
     next_xid: u64,
-    /// Calls made while disconnected, sent after the reconnect.
-    backlog: VecDeque<Command>,
+    /// Calls made while disconnected, and reads in flight when the connection dropped, sent
+    /// after the reconnect (oldest first).
+    backlog: VecDeque<Queued>,
+    /// Leader fail-over detection.
+    failover: Failover,
     /// When the last frame arrived; the session deadline counts from here.
     last_recv: Instant,
     /// The negotiated session timeout.
@@ -197,6 +268,7 @@ impl Driver {
             auth: Vec::new(),
             next_xid: 1,
             backlog: VecDeque::new(),
+            failover: Failover::default(),
             last_recv: Instant::now(),
             timeout: MIN_TIMEOUT,
             close_replies: Vec::new(),
@@ -210,7 +282,9 @@ impl Driver {
             match self.serve(link).await {
                 End::Lost(e) => {
                     tracing::info!("session 0x{:x}: connection lost: {e}", self.session_id());
+                    self.failover.lost();
                     self.shared.state.send_replace(SessionState::Disconnected);
+                    self.shared.emit(SessionEvent::Jeopardy);
                     match self.reconnect().await {
                         Ok(l) => link = l,
                         Err(end) => break end,
@@ -245,6 +319,7 @@ impl Driver {
             .store(self.timeout.as_millis() as u64, Ordering::Relaxed);
         self.last_recv = Instant::now();
         self.last_server = Some(server.clone());
+        self.failover.connected(response.epoch, response.last_zxid);
         let (frames_tx, frames) = mpsc::channel(1024);
         let (out, out_rx) = mpsc::unbounded_channel();
         let tasks = vec![
@@ -261,38 +336,55 @@ impl Driver {
             last_sent: Instant::now(),
         };
         tracing::info!(
-            "session 0x{:x} connected to {server} (server id {}, timeout {} ms)",
+            "session 0x{:x} connected to {server} (server id {}, timeout {} ms, epoch {}, highest seen {})",
             response.session_id,
             response.server_id,
-            self.timeout.as_millis()
+            self.timeout.as_millis(),
+            response.epoch,
+            self.failover.max_epoch()
         );
 
         // Re-register watches first, then credentials, then what was queued meanwhile.
-        if let Some(req) = self
+        let rewatch = self
             .watches
-            .set_watches(self.shared.last_zxid.load(Ordering::Relaxed))
-        {
-            self.enqueue(&mut live, req, Waiter::Internal("set watches"));
+            .set_watches(self.shared.last_zxid.load(Ordering::Relaxed));
+        let rewatching = rewatch.is_some();
+        if let Some(req) = rewatch {
+            self.enqueue(&mut live, req, Waiter::Rewatch, None);
         }
         for (scheme, auth) in self.auth.clone() {
             self.enqueue(
                 &mut live,
                 Request::AddAuth { scheme, auth },
                 Waiter::Internal("add auth"),
+                None,
             );
         }
-        while let Some(cmd) = self.backlog.pop_front() {
-            self.submit(&mut live, cmd);
+        let now = Instant::now();
+        while let Some(q) = self.backlog.pop_front() {
+            if now >= q.since + self.cfg.request_timeout {
+                let _ = q.reply.send(Err(timed_out(self.cfg.request_timeout)));
+            } else if self.close_deadline.is_some() {
+                let _ = q.reply.send(Err(Error::closed()));
+            } else {
+                self.send_call(&mut live, q);
+            }
         }
         live.flush();
         // Notify only on a change: the first connection was published as Connected already,
         // and a watcher of `state_events` must be able to take every notification that
         // shows Connected as a disconnect and resume it did not see in between.
-        self.shared.state.send_if_modified(|state| {
+        let resumed = self.shared.state.send_if_modified(|state| {
             let changed = *state != SessionState::Connected;
             *state = SessionState::Connected;
             changed
         });
+        if resumed {
+            self.shared.emit(SessionEvent::Safe);
+        }
+        if !rewatching && self.failover.rewatched() {
+            self.shared.emit(SessionEvent::LeaderFailedOver);
+        }
 
         let mut cmds = Vec::new();
         let end = loop {
@@ -336,7 +428,7 @@ impl Driver {
                         ));
                     }
                     if now >= ping_at {
-                        self.enqueue(&mut live, Request::Ping, Waiter::Internal("ping"));
+                        self.enqueue(&mut live, Request::Ping, Waiter::Internal("ping"), None);
                         live.flush();
                     }
                 }
@@ -349,8 +441,25 @@ impl Driver {
             End::Expired(_) => Error::expired(),
             End::Closed => Error::closed(),
         };
+        // Reads are sent again after the resume, before what was queued meanwhile (they were
+        // made earlier); everything else fails now.
+        let lost = matches!(end, End::Lost(_));
+        let mut again = Vec::new();
         for p in live.pending.drain(..) {
-            fail(p.waiter, &err);
+            match (p.waiter, p.resend) {
+                (Waiter::Call { after, reply }, Some((request, since))) if lost => {
+                    again.push(Queued {
+                        request,
+                        after,
+                        reply,
+                        since,
+                    });
+                }
+                (waiter, _) => fail(waiter, &err),
+            }
+        }
+        for q in again.into_iter().rev() {
+            self.backlog.push_front(q);
         }
         if matches!(end, End::Closed) && !self.connector.is_shared() {
             // Let the server close first (it does after CloseSession), so nothing lingers.
@@ -376,8 +485,13 @@ impl Driver {
                     ))));
                 }
                 self.shared.last_zxid.fetch_max(zxid, Ordering::Relaxed);
+                let failed_over = self.failover.reply(zxid);
+                let refused = matches!(body, ReplyBody::Err(ErrorCode::AuthFailed));
                 match p.waiter {
                     Waiter::Call { after, reply } => {
+                        if refused && matches!(after, After::Auth { .. }) {
+                            self.shared.emit(SessionEvent::AuthFailed);
+                        }
                         let observer = self.shared.reply_observer.lock().clone();
                         if let Some(observe) = observer {
                             let call = std::panic::AssertUnwindSafe(|| observe(zxid));
@@ -395,9 +509,30 @@ impl Driver {
                                 "session 0x{:x}: {what} failed: {code}",
                                 self.session_id()
                             );
+                            if refused && what == "add auth" {
+                                self.shared.emit(SessionEvent::AuthFailed);
+                            }
                         }
                     },
+                    Waiter::Rewatch => {
+                        if let ReplyBody::Err(code) | ReplyBody::MultiErr { code, .. } = body {
+                            tracing::warn!(
+                                "session 0x{:x}: set watches failed: {code}",
+                                self.session_id()
+                            );
+                        }
+                        // `failed_over` is false here (the watches were not back yet when
+                        // the reply's zxid was taken); the owed event is paid now.
+                        let owed = self.failover.rewatched();
+                        if failed_over || owed {
+                            self.shared.emit(SessionEvent::LeaderFailedOver);
+                        }
+                        return None;
+                    }
                     Waiter::Close => return Some(End::Closed),
+                }
+                if failed_over {
+                    self.shared.emit(SessionEvent::LeaderFailedOver);
                 }
                 None
             }
@@ -485,30 +620,47 @@ impl Driver {
                 request,
                 watch,
                 reply,
-            } => {
-                let after = After::of(&request, watch);
-                self.enqueue(live, request, Waiter::Call { after, reply });
-            }
+            } => self.send_call(live, Queued::of(request, watch, reply)),
             Command::Close { reply } => self.begin_close(live, Some(reply)),
         }
+    }
+
+    /// Sends a user call, keeping a copy of a read to send again if the connection drops.
+    fn send_call(&mut self, live: &mut Live, q: Queued) {
+        let resend = is_idempotent(&q.request).then(|| (q.request.clone(), q.since));
+        let waiter = Waiter::Call {
+            after: q.after,
+            reply: q.reply,
+        };
+        self.enqueue(live, q.request, waiter, resend);
     }
 
     fn begin_close(&mut self, live: &mut Live, reply: Option<oneshot::Sender<Result<(), Error>>>) {
         self.close_replies.extend(reply);
         if self.close_deadline.is_none() {
             self.close_deadline = Some(Instant::now() + CLOSE_WAIT);
-            self.enqueue(live, Request::CloseSession, Waiter::Close);
+            self.enqueue(live, Request::CloseSession, Waiter::Close, None);
         }
     }
 
     /// Encodes a request into the outgoing batch and records who waits for its reply.
-    fn enqueue(&mut self, live: &mut Live, request: Request, waiter: Waiter) {
+    fn enqueue(
+        &mut self,
+        live: &mut Live,
+        request: Request,
+        waiter: Waiter,
+        resend: Option<(Request, Instant)>,
+    ) {
         let xid = self.next_xid;
         self.next_xid += 1;
         match frame::encode(&ClientFrame::Request { xid, request }) {
             Ok(bytes) if bytes.len() <= self.cfg.max_frame + HEADER_LEN => {
                 live.batch.extend_from_slice(&bytes);
-                live.pending.push_back(Pending { xid, waiter });
+                live.pending.push_back(Pending {
+                    xid,
+                    waiter,
+                    resend,
+                });
             }
             Ok(bytes) => fail(
                 waiter,
@@ -528,14 +680,19 @@ impl Driver {
         }
     }
 
-    /// Tries the servers until the session resumes, expires, or the user closes.
+    /// Tries the servers until the session resumes, expires, or the user closes: for the
+    /// session timeout and then the grace period, both counted from the last frame received.
     async fn reconnect(&mut self) -> Result<Link, End> {
-        let deadline = self.last_recv + self.timeout;
+        let deadline = self.last_recv + self.timeout + self.cfg.grace_period;
         let mut backoff = INITIAL_BACKOFF;
+        let grace = self.cfg.grace_period;
         let expired = || {
             End::Expired(Error::with_message(
                 ErrorCode::SessionExpired,
-                "no server could be reached within the session timeout",
+                format!(
+                    "no server accepted the session within its timeout and the grace period of {} ms",
+                    grace.as_millis()
+                ),
             ))
         };
         loop {
@@ -556,6 +713,7 @@ impl Driver {
                 timeout_ms: requested_timeout_ms(&self.cfg),
                 session_id: self.shared.session_id.load(Ordering::Relaxed),
                 password: self.shared.password.lock().clone(),
+                read_only: self.cfg.read_only,
             };
             // A dead server must not eat the session's remaining time: bound each attempt by
             // a quarter of the session timeout as well (loopback or LAN handshakes take
@@ -568,19 +726,25 @@ impl Driver {
             let round = tokio::time::timeout(
                 deadline - now,
                 self.connector.race(&order, &request, limit, |code| {
-                    code == ErrorCode::SessionExpired
+                    matches!(code, ErrorCode::SessionExpired | ErrorCode::AuthFailed)
                 }),
             );
             let result = wait_serving(
                 &mut self.cmds,
                 &mut self.backlog,
                 &mut self.close_replies,
+                self.cfg.request_timeout,
                 round,
             )
             .await?;
             match result {
                 Ok(Ok(link)) => return Ok(link),
                 Ok(Err(e)) if e.code() == ErrorCode::SessionExpired => {
+                    return Err(End::Expired(e));
+                }
+                Ok(Err(e)) if e.code() == ErrorCode::AuthFailed => {
+                    // Every server holds the same password: none will ever resume it.
+                    self.shared.emit(SessionEvent::AuthFailed);
                     return Err(End::Expired(e));
                 }
                 Ok(Err(e)) => tracing::debug!("reconnect: {e}"),
@@ -595,6 +759,7 @@ impl Driver {
                 &mut self.cmds,
                 &mut self.backlog,
                 &mut self.close_replies,
+                self.cfg.request_timeout,
                 pause,
             )
             .await?;
@@ -620,14 +785,16 @@ impl Driver {
             _ => tracing::warn!("session 0x{:x} expired: {err}", self.session_id()),
         }
         self.shared.state.send_replace(state);
+        self.shared.emit(match state {
+            SessionState::Closed => SessionEvent::Closed,
+            _ => SessionEvent::Expired,
+        });
         self.watches.fail_all(&err);
         self.cmds.close();
-        let queued: Vec<Command> = self.backlog.drain(..).collect();
-        let mut rest = Vec::new();
-        while let Ok(cmd) = self.cmds.try_recv() {
-            rest.push(cmd);
+        for q in self.backlog.drain(..) {
+            let _ = q.reply.send(Err(err.clone()));
         }
-        for cmd in queued.into_iter().chain(rest) {
+        while let Ok(cmd) = self.cmds.try_recv() {
             match cmd {
                 Command::Call { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));
@@ -642,16 +809,22 @@ impl Driver {
     }
 }
 
-/// Awaits `fut` while queueing the calls that arrive meanwhile; a close (or every handle
-/// dropped) ends the wait with `End::Closed`.
+/// Awaits `fut` while queueing the calls that arrive meanwhile and failing those that waited
+/// longer than `request_timeout`; a close (or every handle dropped) ends the wait with
+/// `End::Closed`.
 async fn wait_serving<F: Future>(
     cmds: &mut mpsc::UnboundedReceiver<Command>,
-    backlog: &mut VecDeque<Command>,
+    backlog: &mut VecDeque<Queued>,
     close_replies: &mut Vec<oneshot::Sender<Result<(), Error>>>,
+    request_timeout: Duration,
     fut: F,
 ) -> Result<F::Output, End> {
     tokio::pin!(fut);
     loop {
+        let now = Instant::now();
+        expire_backlog(backlog, now, request_timeout);
+        // `backlog` is in the order calls were made, so the front times out first.
+        let next_timeout = backlog.front().map(|q| q.since + request_timeout);
         tokio::select! {
             out = &mut fut => return Ok(out),
             cmd = cmds.recv() => match cmd {
@@ -659,10 +832,49 @@ async fn wait_serving<F: Future>(
                     close_replies.push(reply);
                     return Err(End::Closed);
                 }
-                Some(call) => backlog.push_back(call),
+                Some(Command::Call { request, watch, reply }) => {
+                    backlog.push_back(Queued::of(request, watch, reply));
+                }
                 None => return Err(End::Closed),
             },
+            () = sleep_until_opt(next_timeout) => {}
         }
+    }
+}
+
+/// Fails, with `OperationTimeout`, the queued calls made `request_timeout` or more before
+/// `now`; keeps the others in order.
+fn expire_backlog(backlog: &mut VecDeque<Queued>, now: Instant, request_timeout: Duration) {
+    if !backlog.iter().any(|q| now >= q.since + request_timeout) {
+        return;
+    }
+    let err = timed_out(request_timeout);
+    let mut keep = VecDeque::with_capacity(backlog.len());
+    for q in backlog.drain(..) {
+        if now >= q.since + request_timeout {
+            let _ = q.reply.send(Err(err.clone()));
+        } else {
+            keep.push_back(q);
+        }
+    }
+    *backlog = keep;
+}
+
+/// The error of a call that found no connection within its request timeout.
+fn timed_out(request_timeout: Duration) -> Error {
+    Error::with_message(
+        ErrorCode::OperationTimeout,
+        format!(
+            "not sent: the session was not resumed within the request timeout of {} ms",
+            request_timeout.as_millis()
+        ),
+    )
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -672,10 +884,96 @@ fn fail(waiter: Waiter, err: &Error) {
             let _ = reply.send(Err(err.clone()));
         }
         Waiter::Internal(what) => tracing::debug!("{what} not answered: {err}"),
+        Waiter::Rewatch => tracing::debug!("set watches not answered: {err}"),
         Waiter::Close => {}
     }
 }
 
 fn marshalling(message: String) -> Error {
     Error::with_message(ErrorCode::MarshallingError, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(since: Instant) -> (Queued, oneshot::Receiver<Result<Response, Error>>) {
+        let (reply, rx) = oneshot::channel();
+        let q = Queued {
+            request: Request::Ping,
+            after: After::Nothing,
+            reply,
+            since,
+        };
+        (q, rx)
+    }
+
+    #[test]
+    fn reads_fences_and_syncs_are_resent_writes_are_not() {
+        let path = || "/a".to_string();
+        for r in [
+            Request::Exists {
+                path: path(),
+                watch: true,
+            },
+            Request::GetData {
+                path: path(),
+                watch: false,
+            },
+            Request::GetChildren {
+                path: path(),
+                watch: false,
+            },
+            Request::GetAcl { path: path() },
+            Request::ReadIndex,
+            Request::Sync { path: path() },
+        ] {
+            assert!(is_idempotent(&r), "{r:?}");
+        }
+        for r in [
+            Request::Delete {
+                path: path(),
+                version: -1,
+            },
+            Request::SetData {
+                path: path(),
+                data: vec![],
+                version: -1,
+            },
+            Request::Multi { ops: vec![] },
+            Request::AddAuth {
+                scheme: "digest".into(),
+                auth: vec![],
+            },
+            Request::RemoveWatches {
+                path: path(),
+                kind: WatcherKind::Any,
+            },
+            Request::CloseSession,
+        ] {
+            assert!(!is_idempotent(&r), "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_past_their_request_timeout_fail_and_the_rest_keep_their_order() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(10);
+        let mut backlog = VecDeque::new();
+        let (old, mut old_rx) = queued(t0);
+        let (mid, mut mid_rx) = queued(t0 + Duration::from_secs(3));
+        let (new, mut new_rx) = queued(t0 + Duration::from_secs(6));
+        backlog.extend([old, mid, new]);
+        expire_backlog(&mut backlog, t0 + Duration::from_secs(9), timeout);
+        assert_eq!(backlog.len(), 3, "nothing is due yet");
+        expire_backlog(&mut backlog, t0 + Duration::from_secs(13), timeout);
+        let e = old_rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::OperationTimeout);
+        assert!(e.to_string().contains("not sent"), "{e}");
+        let e = mid_rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::OperationTimeout);
+        assert!(new_rx.try_recv().is_err(), "still waiting");
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(backlog[0].since, t0 + Duration::from_secs(6));
+    }
 }

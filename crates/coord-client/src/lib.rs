@@ -27,8 +27,19 @@
 //! - a persistent watch sees every change it matches once, in zxid order, across reconnects
 //!   (the server replays what was missed, the client drops what it already had), or ends
 //!   with a `PersistentWatchRemoved` event when the server can no longer replay;
-//! - when the connection drops, outstanding calls fail with `ConnectionLoss` (they may or may
-//!   not have been applied); calls made while reconnecting wait for the new connection;
+//! - when the connection drops (Chubby's jeopardy), reads in flight are re-sent after the
+//!   resume; writes and other calls in flight fail with `ConnectionLoss` (they may or may not
+//!   have been applied); calls made meanwhile wait for the new connection, and fail with
+//!   `OperationTimeout` (certainly not applied) if still unsent after
+//!   [`ClientConfig::request_timeout`];
+//! - the session is declared expired only when a server says so, or when the grace period
+//!   ([`ClientConfig::grace_period`], 45 s by default) after the local view of the session
+//!   timeout has run out; session events ([`Client::session_events`]) tell `Jeopardy`,
+//!   `Safe`, `Expired`, `LeaderFailedOver` (once per leader change, after the watches were
+//!   re-registered), ...;
+//! - [`ReadMode::Linearizable`] reads see every write acknowledged before they were sent, on
+//!   any server; sequencers ([`Sequencer`], [`Client::check_sequencer`],
+//!   `MultiOp::CheckSequencer`) fence a lock holder's writes;
 //! - nothing the server sends can make the client panic: a malformed frame drops the
 //!   connection and the client reconnects.
 #![warn(missing_docs)]
@@ -45,15 +56,16 @@ mod tls;
 mod transport;
 mod watches;
 
-pub use client::{Client, PersistentWatch, Watch};
+pub use client::{Client, PersistentWatch, ReadMode, SessionEvents, Watch};
 pub use config::ClientConfig;
 pub use coord_proto::{
-    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, MultiOp, MultiResult, ReadOp,
-    ReadResult, ServerStatus, Stat, WatchedEvent, WatcherKind, perms,
+    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, LockMode, MultiOp, MultiResult,
+    ReadOp, ReadResult, Sequencer, SequencerError, ServerStatus, Stat, WatchedEvent, WatcherKind,
+    perms,
 };
 pub use error::Error;
 pub use options::{CreateOptions, digest_id};
-pub use session::SessionState;
+pub use session::{SessionEvent, SessionState};
 pub use tls::ALPN;
 pub use transport::Transport;
 

@@ -13,6 +13,8 @@ pub struct CreateOptions {
     pub mode: CreateMode,
     /// Time to live: turns a persistent (sequential) node into a TTL node.
     pub ttl: Option<Duration>,
+    /// The lock-delay of a [`CreateMode::EphemeralLock`] node (see [`CreateOptions::lock`]).
+    pub lock_delay: Option<Duration>,
 }
 
 impl Default for CreateOptions {
@@ -21,6 +23,7 @@ impl Default for CreateOptions {
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl: None,
+            lock_delay: None,
         }
     }
 }
@@ -41,6 +44,19 @@ impl CreateOptions {
     /// An ephemeral node with a sequence suffix.
     pub fn ephemeral_sequential() -> CreateOptions {
         CreateOptions::default().with_mode(CreateMode::EphemeralSequential)
+    }
+    /// A lock node (Chubby's lock-delay): ephemeral, and when its owner session expires
+    /// without deleting it, its path cannot be created again for `lock_delay` (refused with
+    /// `LockDelay`), so a holder that lost its session has time to stop before another takes
+    /// over. A clean delete or session close releases it at once. `lock_delay` is at most
+    /// 60 s; zero means the default 1 s.
+    pub fn lock(lock_delay: Duration) -> CreateOptions {
+        CreateOptions {
+            mode: CreateMode::EphemeralLock,
+            ttl: None,
+            lock_delay: Some(lock_delay),
+            ..CreateOptions::default()
+        }
     }
     /// A container node (removed by the server once its last child is gone).
     pub fn container() -> CreateOptions {
@@ -69,6 +85,19 @@ impl CreateOptions {
     /// The wire mode and TTL in ms, refusing combinations the server would refuse.
     pub fn resolve(&self) -> Result<(CreateMode, i64), Error> {
         let bad = |m: &str| Err(Error::with_message(ErrorCode::BadArguments, m.to_string()));
+        if self.mode == CreateMode::EphemeralLock {
+            if self.ttl.is_some() {
+                return bad("a lock node has no TTL");
+            }
+            let delay = self.lock_delay.map(ttl_ms).unwrap_or(0);
+            if delay > coord_proto::MAX_LOCK_DELAY_MS {
+                return bad("a lock-delay is at most 60 s");
+            }
+            return Ok((CreateMode::EphemeralLock, delay));
+        }
+        if self.lock_delay.is_some() {
+            return bad("a lock-delay applies only to lock nodes (CreateOptions::lock)");
+        }
         match (self.mode, self.ttl) {
             (_, Some(ttl)) if ttl.is_zero() => bad("TTL must be positive"),
             (CreateMode::Persistent | CreateMode::PersistentWithTtl, Some(ttl)) => {
@@ -115,9 +144,17 @@ pub(crate) fn check_path(path: &str, sequential: bool) -> Result<(), Error> {
 pub(crate) fn check_op(op: &MultiOp) -> Result<(), Error> {
     match op {
         MultiOp::Create { path, mode, .. } => check_path(path, mode.is_sequential()),
+        MultiOp::CheckSequencer { sequencer } => check_sequencer(sequencer),
         other => check_path(other.path(), false),
     }
 }
+/// Refuses bytes that are not a sequencer (`BadArguments`) before they go on the wire.
+pub(crate) fn check_sequencer(bytes: &[u8]) -> Result<(), Error> {
+    coord_proto::Sequencer::decode(bytes)
+        .map(|_| ())
+        .map_err(|e| Error::with_message(ErrorCode::BadArguments, e.to_string()))
+}
+
 /// The `digest` scheme id of `user` with `password`: `user:base64(sha1("user:password"))`,
 /// as ZooKeeper computes it (for ACLs like `digest:bob:<hash>:crwda`).
 pub fn digest_id(user: &str, password: &str) -> String {

@@ -89,8 +89,9 @@ async fn resumes_session_after_server_pause() {
     c.close().await.unwrap();
 }
 
-/// With the server stopped past the whole session timeout, the client declares the session
-/// expired: watches end with `SessionExpired`, and so does every later call.
+/// With the server stopped past the whole session timeout and the client's grace period
+/// after it, the client declares the session expired: watches end with `SessionExpired`,
+/// and so does every later call.
 async fn expires_when_no_server_answers_within_the_timeout() {
     let server = common::Coordd::start("");
     let cfg = server.client_config();
@@ -103,22 +104,26 @@ async fn expires_when_no_server_answers_within_the_timeout() {
             .success();
         assert!(ok, "kill {sig} {pid}");
     };
-    let c = Client::connect(cfg.session_timeout(Duration::from_secs(2)))
-        .await
-        .unwrap();
+    let grace = Duration::from_secs(1);
+    let c = Client::connect(
+        cfg.session_timeout(Duration::from_secs(2))
+            .grace_period(grace),
+    )
+    .await
+    .unwrap();
     let timeout = c.session_timeout();
     let (_, watch) = c.exists_w(&unique("expire")).await.unwrap();
     let mut states = c.state_events();
     signal("-STOP");
     let expired = tokio::time::timeout(
-        timeout * 2,
+        timeout * 2 + grace,
         states.wait_for(|s| *s == SessionState::Expired),
     )
     .await;
     signal("-CONT");
     assert!(
         expired.is_ok(),
-        "not expired within twice the session timeout ({timeout:?})"
+        "not expired within twice the session timeout ({timeout:?}) plus the grace period"
     );
     assert_eq!(watch.await.unwrap_err().code(), ErrorCode::SessionExpired);
     assert_eq!(

@@ -275,6 +275,9 @@ pub struct Store {
     log: LogHandle,
     /// Connections waiting for their CreateSession txn, by the new session's password.
     pending_connects: HashMap<Vec<u8>, PendingConnect>,
+    /// Connections resuming a session owned by another server, waiting for the
+    /// MoveSession txn that makes this server its owner, by session id.
+    pending_moves: HashMap<u64, Attach>,
     config: Arc<Config>,
     applied: Arc<AtomicU64>,
     since_snapshot: u64,
@@ -315,6 +318,7 @@ impl Store {
             reaping: HashSet::new(),
             leading: true,
             pending_connects: HashMap::new(),
+            pending_moves: HashMap::new(),
             read_barrier: parts.read_barrier,
             fences: Fences::default(),
             epoch: 0,
@@ -328,6 +332,7 @@ impl Store {
             time_ms: wall_ms(),
             auth,
             body,
+            origin: self.config.id,
         };
         self.proposer.do_send(Propose { txn });
     }
@@ -758,24 +763,61 @@ impl Handler<Attach> for Store {
     type Result = ();
     fn handle(&mut self, msg: Attach, _: &mut Self::Context) {
         let id = msg.session_id;
+        let liveness = match self.check_attach(&msg) {
+            Ok(liveness) => liveness,
+            Err(code) => {
+                let _ = msg.reply.send(Err(code));
+                return;
+            }
+        };
+        liveness.touch(self.clock.now_ms());
+        if self.tree.session_owner(id) == Some(self.config.id) {
+            self.finish_attach(msg);
+            return;
+        }
+        // Owned by another server (or by none known): this server becomes the owner
+        // through a replicated MoveSession before it answers, so every request of the
+        // session's old connection ordered after it fails with SessionMoved, wherever it
+        // arrives, and the old server drops that connection when it applies the move.
+        if let Some(older) = self.pending_moves.insert(id, msg) {
+            let _ = older.reply.send(Err(ErrorCode::SessionMoved));
+        }
+        self.propose(id, INTERNAL_XID, Vec::new(), TxnBody::MoveSession);
+    }
+}
+
+impl Store {
+    /// Whether session `msg.session_id` may be resumed with `msg.password` here.
+    fn check_attach(&self, msg: &Attach) -> Result<Arc<Liveness>, ErrorCode> {
+        let id = msg.session_id;
+        let refuse = Err;
         // A session id is the zxid of its CreateSession txn: a server that has not applied
         // that far cannot know the session yet, and must not call it expired (the client
         // tries another server, or this one again once it caught up).
         if self.tree.last_applied().0 < id {
-            let _ = msg.reply.send(Err(ErrorCode::NotServing));
-            return;
+            return refuse(ErrorCode::NotServing);
         }
         if !self.tree.has_session(id) || self.closing.contains(&id) {
-            let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
-            return;
+            return refuse(ErrorCode::SessionExpired);
         }
         if self.tree.session_password(id) != Some(msg.password.as_slice()) {
-            let _ = msg.reply.send(Err(ErrorCode::AuthFailed));
-            return;
+            return refuse(ErrorCode::AuthFailed);
         }
-        let Some(liveness) = self.table.get(id) else {
-            let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
-            return;
+        match self.table.get(id) {
+            Some(liveness) => Ok(liveness),
+            None => refuse(ErrorCode::SessionExpired),
+        }
+    }
+
+    /// Attaches a checked session to its new connection and answers `Connected`.
+    fn finish_attach(&mut self, msg: Attach) {
+        let id = msg.session_id;
+        let liveness = match self.check_attach(&msg) {
+            Ok(liveness) => liveness,
+            Err(code) => {
+                let _ = msg.reply.send(Err(code));
+                return;
+            }
         };
         if self.sessions.contains_key(&id) {
             self.drop_session(
@@ -808,6 +850,27 @@ impl Handler<Attach> for Store {
         }));
         self.sessions.insert(id, session);
         let _ = msg.reply.send(Ok((id, liveness.timeout_ms)));
+    }
+
+    /// A MoveSession txn of session `sid` through server `origin` was applied.
+    fn session_moved(&mut self, sid: u64, origin: u64, ok: bool) {
+        if origin == self.config.id {
+            if let Some(msg) = self.pending_moves.remove(&sid) {
+                if ok {
+                    self.finish_attach(msg);
+                } else {
+                    let _ = msg.reply.send(Err(ErrorCode::SessionExpired));
+                }
+            }
+        } else if ok && self.sessions.contains_key(&sid) {
+            self.drop_session(
+                sid,
+                Some((
+                    ErrorCode::SessionMoved,
+                    format!("session resumed on server {origin}"),
+                )),
+            );
+        }
     }
 }
 
@@ -968,6 +1031,10 @@ impl Handler<Committed> for Store {
             TxnBody::ReapNode { path, .. } => {
                 self.reaping.remove(path);
             }
+            TxnBody::MoveSession => {
+                let ok = matches!(outcome.reply, ReplyBody::Ok(_));
+                self.session_moved(txn.session_id, txn.origin, ok);
+            }
             _ => {
                 if self.waits_for(&txn) {
                     self.complete_write(txn.session_id, txn.xid, outcome.reply);
@@ -1024,6 +1091,11 @@ impl Handler<Rejected> for Store {
             }
             TxnBody::ReapNode { path, .. } => {
                 self.reaping.remove(path);
+            }
+            TxnBody::MoveSession => {
+                if let Some(pending) = self.pending_moves.remove(&txn.session_id) {
+                    let _ = pending.reply.send(Err(msg.code));
+                }
             }
             body => {
                 if matches!(body, TxnBody::CloseSession | TxnBody::ExpireSession) {
@@ -1112,6 +1184,9 @@ impl Handler<DropAllSessions> for Store {
         }
         for (_, pc) in self.pending_connects.drain() {
             let _ = pc.reply.send(Err(ErrorCode::NotServing));
+        }
+        for (_, pending) in self.pending_moves.drain() {
+            let _ = pending.reply.send(Err(ErrorCode::NotServing));
         }
         self.closing.clear();
         self.reaping.clear();

@@ -1,6 +1,7 @@
 //! Chubby's guarantees through real `coordd` ensembles: linearizable reads (ReadIndex) on
 //! every server and across a deposed leader's pause, sequencers that fence writes, and
-//! lock-delay after an expiry (but not after a clean release).
+//! lock-delay after an expiry (but not after a clean release); and session ownership across
+//! servers (a resumed session moves, its old connection is told `SessionMoved`).
 
 mod common;
 use common::RawSession;
@@ -359,5 +360,107 @@ fn lock_delay_holds_an_expired_holders_lock_but_not_a_released_one() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadArguments);
+    });
+}
+
+/// Resumes session `session_id` (0: a new one) on server `i`, retrying while it refuses
+/// (e.g. still electing).
+async fn resume_at(
+    cluster: &coord_testkit::Cluster,
+    i: usize,
+    session_id: u64,
+    password: &[u8],
+) -> (RawSession, coord_proto::ConnectResponse) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut raw = RawSession::open_at(cluster.servers[i].client, &cluster.ca()).await;
+        raw.send(&common::connect_frame(session_id, password.to_vec(), 4000))
+            .await;
+        match raw.next().await {
+            Some(coord_proto::ServerFrame::Connected(r)) => return (raw, r),
+            other => assert!(
+                Instant::now() < deadline,
+                "server {i} did not take session {session_id:#x}: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn create(path: &str, mode: coord_proto::CreateMode) -> Request {
+    Request::Create {
+        path: path.into(),
+        data: vec![],
+        acl: coord_proto::Acl::open_unsafe(),
+        mode,
+        ttl_ms: 0,
+    }
+}
+
+/// Session ownership is global (ZooKeeper's SessionMoved, across servers): a session
+/// resumed on another server is owned there; its old connection, on the server it left, is
+/// told `SessionMoved` and closed without sending anything, and the session (with its
+/// ephemerals) lives on where it went.
+#[test]
+fn a_session_resumed_on_another_server_is_moved_and_its_old_connection_closed() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        cluster.wait_stable().await;
+        let (mut on0, resp) = resume_at(&cluster, 0, 0, &[]).await;
+        let (sid, pw) = (resp.session_id, resp.password.clone());
+        let r = on0
+            .request(1, create("/owned", coord_proto::CreateMode::Ephemeral))
+            .await;
+        assert!(matches!(r, ReplyBody::Ok(_)), "{r:?}");
+
+        let (mut on1, r1) = resume_at(&cluster, 1, sid, &pw).await;
+        assert_eq!(r1.session_id, sid);
+        assert_eq!(resp.server_id, cluster.servers[0].id);
+        assert_eq!(r1.server_id, cluster.servers[1].id);
+        match on0.next().await {
+            Some(coord_proto::ServerFrame::Closing { code, .. }) => {
+                assert_eq!(code, ErrorCode::SessionMoved)
+            }
+            other => panic!("the old connection on server 1 was not told: {other:?}"),
+        }
+        let r = on1
+            .request(
+                2,
+                create("/after-move", coord_proto::CreateMode::Persistent),
+            )
+            .await;
+        assert!(matches!(r, ReplyBody::Ok(_)), "{r:?}");
+
+        // And on to server 3: server 2's connection is told in turn.
+        let (mut on2, _) = resume_at(&cluster, 2, sid, &pw).await;
+        match on1.next().await {
+            Some(coord_proto::ServerFrame::Closing { code, .. }) => {
+                assert_eq!(code, ErrorCode::SessionMoved)
+            }
+            other => panic!("the old connection on server 2 was not told: {other:?}"),
+        }
+        let r = on2
+            .request(3, Request::GetEphemerals { prefix: "/".into() })
+            .await;
+        assert_eq!(
+            r,
+            ReplyBody::Ok(Response::Paths {
+                paths: vec!["/owned".into()]
+            }),
+            "the session's ephemeral did not survive its moves"
+        );
+        // Resuming where it already is costs no move and keeps working.
+        drop(on2);
+        let (mut again, _) = resume_at(&cluster, 2, sid, &pw).await;
+        let r = again
+            .request(
+                4,
+                Request::Exists {
+                    path: "/after-move".into(),
+                    watch: false,
+                },
+            )
+            .await;
+        assert!(matches!(r, ReplyBody::Ok(_)), "{r:?}");
     });
 }

@@ -124,8 +124,21 @@ impl DataTree {
                 | TxnBody::SetAcl { .. }
                 | TxnBody::Multi { .. }
         );
-        if needs_session && !self.sessions.contains_key(&txn.session_id) {
-            return fail(ErrorCode::SessionExpired);
+        if needs_session || matches!(txn.body, TxnBody::CloseSession | TxnBody::MoveSession) {
+            match self.sessions.get(&txn.session_id) {
+                None if needs_session => return fail(ErrorCode::SessionExpired),
+                // A request through a server that no longer owns the session: its client
+                // resumed elsewhere, and this is the old connection speaking.
+                Some(s)
+                    if txn.origin != 0
+                        && s.owner != 0
+                        && s.owner != txn.origin
+                        && !matches!(txn.body, TxnBody::MoveSession) =>
+                {
+                    return fail(ErrorCode::SessionMoved);
+                }
+                _ => {}
+            }
         }
         // Lock-delays that ran out by this txn's time are forgotten (deterministic: every
         // replica applies the same txns with the same times).
@@ -141,9 +154,17 @@ impl DataTree {
                 self.sessions.entry(zxid.0).or_insert_with(|| Session {
                     timeout_ms: *timeout_ms,
                     password: password.as_slice().into(),
+                    owner: txn.origin,
                 });
                 Ok(Response::Empty)
             }
+            TxnBody::MoveSession => match self.sessions.get_mut(&txn.session_id) {
+                Some(s) => {
+                    s.owner = txn.origin;
+                    Ok(Response::Empty)
+                }
+                None => Err(ErrorCode::SessionExpired),
+            },
             TxnBody::CloseSession => {
                 self.close_session(&cx, false, &mut log);
                 Ok(Response::Empty)

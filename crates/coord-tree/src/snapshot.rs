@@ -5,7 +5,9 @@
 //!   section = len u32 LE | rkyv archive
 //!   sections: Header { last_applied, digest, node_count, acls, sessions },
 //!             then Vec<SnapNode> chunks until node_count nodes,
-//!             then (version 2) one Vec<SnapLockDelay> section, then nothing.
+//!             then (version 2) one Vec<SnapLockDelay> section,
+//!             then (version 3) one Vec<SnapOwner> section (sessions with a known owning
+//!             server, in id order), then nothing.
 //! ```
 //!
 //! Nodes are written in path order (a parent before its children) with their ACL as an
@@ -28,8 +30,9 @@ use crate::node::{Node, NodeCore, NodeKind, StatCore};
 use crate::tree::{DataTree, Session};
 
 /// Format version written by this build (the second header field, after the magic).
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// The oldest format version this build still reads (1: no lock-delay section).
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// The oldest format version this build still reads (1: no lock-delay section; 2: no
+/// session-owner section, so every session's owner is unknown).
 pub const OLDEST_SNAPSHOT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"CTSN";
 const PREAMBLE: usize = 12;
@@ -69,6 +72,13 @@ enum SnapKind {
 struct SnapLockDelay {
     path: String,
     until_ms: i64,
+}
+
+/// The server that owns a session (version 3 on).
+#[derive(Archive, Serialize, Deserialize)]
+struct SnapOwner {
+    id: u64,
+    owner: u64,
 }
 
 #[derive(Archive, Serialize, Deserialize)]
@@ -151,6 +161,7 @@ pub struct SnapshotView {
     sessions: Vec<SnapSession>,
     nodes: Vec<(Box<str>, Arc<NodeCore>)>,
     lock_delays: Vec<SnapLockDelay>,
+    owners: Vec<SnapOwner>,
 }
 
 impl SnapshotView {
@@ -238,6 +249,7 @@ impl SnapshotView {
             push_section(body, &chunk);
         }
         push_section(body, &self.lock_delays);
+        push_section(body, &self.owners);
         let crc = crc32c::crc32c(&out[PREAMBLE..]);
         out[8..PREAMBLE].copy_from_slice(&crc.to_le_bytes());
         out
@@ -289,6 +301,15 @@ impl DataTree {
                     until_ms: *until,
                 })
                 .collect(),
+            owners: self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.owner != 0)
+                .map(|(id, s)| SnapOwner {
+                    id: *id,
+                    owner: s.owner,
+                })
+                .collect(),
         }
     }
 
@@ -323,6 +344,7 @@ impl DataTree {
             let session = Session {
                 timeout_ms: s.timeout_ms,
                 password: s.password.into(),
+                owner: 0,
             };
             if tree.sessions.insert(s.id, session).is_some() {
                 return Err(inconsistent(format!("session {:#x} listed twice", s.id)));
@@ -363,6 +385,26 @@ impl DataTree {
                         d.path
                     )));
                 }
+            }
+        }
+        if version >= 3 && !rest.is_empty() {
+            let owners: Vec<SnapOwner> = decode_section(take_section(&mut rest, body.len())?)?;
+            let mut last = None;
+            for o in owners {
+                if last.is_some_and(|l| l >= o.id) || o.owner == 0 {
+                    return Err(inconsistent(format!(
+                        "session owner entry {:#x} out of order, repeated or zero",
+                        o.id
+                    )));
+                }
+                last = Some(o.id);
+                let Some(session) = tree.sessions.get_mut(&o.id) else {
+                    return Err(inconsistent(format!(
+                        "owner of session {:#x}, which is not live",
+                        o.id
+                    )));
+                };
+                session.owner = o.owner;
             }
         }
         if !rest.is_empty() {
@@ -550,6 +592,16 @@ mod tests {
         out
     }
 
+    /// `snapshot` with an owner section appended (checksum redone).
+    fn with_owners(snapshot: Vec<u8>, owners: Vec<SnapOwner>) -> Vec<u8> {
+        let mut body = snapshot[PREAMBLE..].to_vec();
+        push_section(&mut body, &owners);
+        let mut out = snapshot[..8].to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
     fn root() -> SnapNode {
         node("/", SnapKind::Persistent, 0)
     }
@@ -657,7 +709,21 @@ mod tests {
                 "trailing section",
                 with_lock_delays(
                     frame(good, 1, vec![], vec![vec![root()]]),
-                    &[vec![], vec![]],
+                    &[vec![], vec![], vec![]],
+                ),
+            ),
+            (
+                "owner of a session that is not live",
+                with_owners(
+                    with_lock_delays(frame(good, 1, vec![], vec![vec![root()]]), &[vec![]]),
+                    vec![SnapOwner { id: 4, owner: 2 }],
+                ),
+            ),
+            (
+                "owner entries out of order",
+                with_owners(
+                    with_lock_delays(frame(0, 1, vec![4, 5], vec![vec![root()]]), &[vec![]]),
+                    vec![SnapOwner { id: 5, owner: 2 }, SnapOwner { id: 4, owner: 2 }],
                 ),
             ),
             (

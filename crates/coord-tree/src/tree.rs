@@ -32,6 +32,9 @@ use crate::node::{Node, NodeCore, NodeKind, StatCore};
 pub(crate) struct Session {
     pub timeout_ms: u32,
     pub password: Box<[u8]>,
+    /// The server the session's requests must come through (see `TxnBody::MoveSession`),
+    /// or 0 when not known (created by a txn without an origin): then any server may.
+    pub owner: u64,
 }
 
 /// The replicated znode tree.
@@ -329,7 +332,12 @@ impl DataTree {
         self.sessions.get(&session_id).map(|s| &*s.password)
     }
 
-    /// Whether the session is live.
+    /// The server that owns a live session (0: not known, any server may act for it).
+    pub fn session_owner(&self, session_id: u64) -> Option<u64> {
+        self.sessions.get(&session_id).map(|s| s.owner)
+    }
+
+    /// Whether `session_id` is live.
     pub fn has_session(&self, session_id: u64) -> bool {
         self.sessions.contains_key(&session_id)
     }

@@ -19,6 +19,8 @@ pub struct Harness {
     pub next: u64,
     pub time: i64,
     pub auth: Vec<Id>,
+    /// The server each txn claims to come through (0: unknown).
+    pub origin: u64,
 }
 
 impl Harness {
@@ -28,6 +30,7 @@ impl Harness {
             next: 1,
             time: 1000,
             auth: Vec::new(),
+            origin: 0,
         };
         let id = h.new_session();
         assert_eq!(id, S);
@@ -52,6 +55,7 @@ impl Harness {
         let zxid = Zxid(self.next);
         self.next += 1;
         let txn = Txn {
+            origin: self.origin,
             session_id: session,
             xid: 0,
             time_ms: self.time,

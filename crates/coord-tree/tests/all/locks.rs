@@ -164,6 +164,7 @@ fn lock_delays_survive_a_snapshot_and_ran_out_ones_are_forgotten() {
         next: h.next,
         time: h.time,
         auth: Vec::new(),
+        origin: 0,
     };
     assert_eq!(
         h2.run(lock("/l/x", 0)).reply,

@@ -286,6 +286,7 @@ fn writes_need_a_live_session() {
 fn apply_out_of_order_is_a_caller_bug() {
     let mut t = DataTree::new();
     let noop = Txn {
+        origin: 0,
         session_id: 0,
         xid: 0,
         time_ms: 0,

@@ -236,6 +236,7 @@ fn to_txn(step: &Step, a: &DataTree, sessions: &[u64], time: &mut i64) -> Txn {
         }
     };
     Txn {
+        origin: 0,
         session_id,
         xid: 0,
         time_ms: *time,

@@ -175,3 +175,96 @@ fn reap_candidates_are_sorted_and_skip_other_kinds() {
         .collect();
     assert_eq!(paths, vec!["/a", "/b", "/c"]);
 }
+
+/// Applies `body` for session `S` as if it came through server `origin`.
+fn through(h: &mut Harness, origin: u64, body: TxnBody) -> ReplyBody {
+    h.origin = origin;
+    let reply = h.run(body).reply;
+    h.origin = 0;
+    reply
+}
+
+#[test]
+fn a_session_belongs_to_the_server_it_was_created_or_last_resumed_on() {
+    let mut h = Harness::new();
+    h.origin = 1;
+    let s = h.new_session();
+    h.origin = 0;
+    assert_eq!(h.tree.session_owner(s), Some(1));
+    // The harness's own session predates origins: any server may act for it.
+    assert_eq!(h.tree.session_owner(S), Some(0));
+    assert!(matches!(
+        through(&mut h, 3, create("/any", b"")),
+        ReplyBody::Ok(_)
+    ));
+
+    let body = |p: &str| create(p, b"");
+    let via = |h: &mut Harness, origin: u64, b: TxnBody| {
+        h.origin = origin;
+        let r = h.txn(s, b).reply;
+        h.origin = 0;
+        r
+    };
+    assert!(matches!(via(&mut h, 1, body("/a")), ReplyBody::Ok(_)));
+    // Resumed on server 2: its old connection on server 1 no longer writes.
+    assert_eq!(
+        via(&mut h, 2, TxnBody::MoveSession),
+        ReplyBody::Ok(Response::Empty)
+    );
+    assert_eq!(h.tree.session_owner(s), Some(2));
+    let digest = h.tree.digest();
+    assert_eq!(
+        via(&mut h, 1, body("/b")),
+        ReplyBody::Err(ErrorCode::SessionMoved)
+    );
+    assert_eq!(
+        via(&mut h, 1, TxnBody::CloseSession),
+        ReplyBody::Err(ErrorCode::SessionMoved)
+    );
+    assert_eq!(h.tree.digest(), digest, "a refused txn changed the tree");
+    assert!(h.tree.has_session(s));
+    assert!(matches!(via(&mut h, 2, body("/b")), ReplyBody::Ok(_)));
+    // A txn with no known origin (written by an older build) is not refused.
+    assert!(matches!(via(&mut h, 0, body("/c")), ReplyBody::Ok(_)));
+    // Back to server 1, which owns it again.
+    assert_eq!(
+        via(&mut h, 1, TxnBody::MoveSession),
+        ReplyBody::Ok(Response::Empty)
+    );
+    assert_eq!(
+        via(&mut h, 2, body("/d")),
+        ReplyBody::Err(ErrorCode::SessionMoved)
+    );
+    // The leader's expiry comes from whichever server leads.
+    assert_eq!(
+        via(&mut h, 3, TxnBody::ExpireSession),
+        ReplyBody::Ok(Response::Empty)
+    );
+    assert!(!h.tree.has_session(s));
+    assert_eq!(
+        via(&mut h, 1, TxnBody::MoveSession),
+        ReplyBody::Err(ErrorCode::SessionExpired)
+    );
+}
+
+#[test]
+fn session_owners_survive_a_snapshot() {
+    let mut h = Harness::new();
+    h.origin = 1;
+    let s = h.new_session();
+    h.origin = 2;
+    assert_eq!(
+        h.txn(s, TxnBody::MoveSession).reply,
+        ReplyBody::Ok(Response::Empty)
+    );
+    h.origin = 0;
+    let restored = coord_tree::DataTree::from_snapshot(&h.tree.snapshot()).unwrap();
+    assert_eq!(restored.session_owner(s), Some(2));
+    assert_eq!(restored.session_owner(S), Some(0));
+    h.tree = restored;
+    h.origin = 1;
+    assert_eq!(
+        h.txn(s, create("/x", b"")).reply,
+        ReplyBody::Err(ErrorCode::SessionMoved)
+    );
+}

@@ -84,6 +84,7 @@ fn round_trip_restores_everything() {
         next: a.next,
         time: a.time,
         auth: vec![],
+        origin: 0,
     };
     for x in [&mut a, &mut b] {
         x.ok(set_data("/app", b"v2", -1));
@@ -236,6 +237,7 @@ fn digest_changes_with_any_content() {
 fn txn_round_trip_and_garbage() {
     let txns = [
         Txn {
+            origin: 0,
             session_id: 1,
             xid: 0,
             time_ms: -5,
@@ -243,6 +245,7 @@ fn txn_round_trip_and_garbage() {
             body: TxnBody::Noop,
         },
         Txn {
+            origin: 0,
             session_id: u64::MAX,
             xid: 0,
             time_ms: 99,
@@ -264,6 +267,7 @@ fn txn_round_trip_and_garbage() {
             },
         },
         Txn {
+            origin: 0,
             session_id: 0,
             xid: 0,
             time_ms: 0,
@@ -274,6 +278,7 @@ fn txn_round_trip_and_garbage() {
             },
         },
         Txn {
+            origin: 0,
             session_id: 0,
             xid: 0,
             time_ms: 0,

@@ -27,6 +27,7 @@ pub fn random_txn(rng: &mut ChaCha8Rng, now_ms: u64) -> Txn {
         _ => TxnBody::Delete { path, version: -1 },
     };
     Txn {
+        origin: 0,
         session_id: 0,
         xid: 0,
         time_ms: now_ms as i64,

@@ -200,6 +200,15 @@ impl Client {
         Duration::from_millis(self.inner.shared.timeout_ms.load(Ordering::Relaxed))
     }
 
+    /// Whether the session is connected to a server in read-only mode (one cut off from
+    /// the quorum; see [`crate::ClientConfig::read_only`]): reads are served from that
+    /// server's tree, which may be behind the majority; writes, `sync` and linearizable
+    /// reads fail with `NotReadOnly`. The client moves to a read-write server as soon as it
+    /// finds one.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.shared.read_only.load(Ordering::Relaxed)
+    }
+
     /// The current session state.
     pub fn state(&self) -> SessionState {
         *self.inner.shared.state.borrow()

@@ -41,8 +41,12 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Connections shared with other sessions; `None`: this session's own.
     pub transport: Option<crate::Transport>,
-    /// Accept a read-only server (one cut off from the quorum that serves reads only, see
-    /// ZooKeeper's `canBeReadOnly`); off by default.
+    /// Accept a read-only server (one cut off from the quorum, in read-only mode, that
+    /// serves reads only; ZooKeeper's `canBeReadOnly`); off by default. While connected
+    /// read-only ([`crate::Client::is_read_only`]) the client asks the other servers every
+    /// two seconds whether one has a quorum, and moves there when one does. A session first
+    /// created by a read-only server is local to it: the move starts a new session (a new
+    /// [`crate::Client::session_id`]; watches are registered again on it).
     pub read_only: bool,
     /// How long after its local view of the session timeout the client keeps trying to
     /// resume a disconnected session before it declares it expired (Chubby's grace period;

@@ -71,6 +71,11 @@ use tokio::time::Instant;
 /// or two; a dead one never does, and must not hold up the move to another server.
 const RECONNECT_ATTEMPT: Duration = Duration::from_millis(500);
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// While connected read-only, how often the other servers are asked whether one has a
+/// quorum again.
+const READ_ONLY_PROBE: Duration = Duration::from_secs(2);
+/// Bit 63 of a session id marks a session local to a read-only server (never replicated).
+const READ_ONLY_SESSION_BIT: u64 = 1 << 63;
 
 /// Extra work when a reply succeeds.
 enum After {
@@ -320,12 +325,34 @@ impl Driver {
         self.last_recv = Instant::now();
         self.last_server = Some(server.clone());
         self.failover.connected(response.epoch, response.last_zxid);
+        self.shared
+            .read_only
+            .store(response.read_only, Ordering::Relaxed);
         let (frames_tx, frames) = mpsc::channel(1024);
         let (out, out_rx) = mpsc::unbounded_channel();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(reader(recv, frames_tx.clone(), self.cfg.max_frame)),
             tokio::spawn(writer(send, out_rx, frames_tx)),
         ];
+        // Connected read-only: look for a server with a quorum, and move there when found.
+        let (rw_tx, mut rw_found) = oneshot::channel::<String>();
+        let mut probing = response.read_only;
+        if probing {
+            let others: Vec<String> = self
+                .cfg
+                .servers
+                .iter()
+                .filter(|s| **s != server)
+                .cloned()
+                .collect();
+            tasks.push(tokio::spawn(probe_read_write(
+                self.connector.clone(),
+                others,
+                rw_tx,
+            )));
+        } else {
+            drop(rw_tx);
+        }
         let mut live = Live {
             conn,
             out,
@@ -415,6 +442,15 @@ impl Driver {
                         self.submit(&mut live, cmd);
                     }
                     live.flush();
+                }
+                found = &mut rw_found, if probing => {
+                    probing = false;
+                    if let Ok(rw) = found {
+                        break End::Lost(Error::with_message(
+                            ErrorCode::ConnectionLoss,
+                            format!("leaving read-only {server}: {rw} has a quorum"),
+                        ));
+                    }
                 }
                 () = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
@@ -707,12 +743,20 @@ impl Driver {
             if now >= deadline {
                 return Err(expired());
             }
+            // A session local to a read-only server cannot be resumed anywhere else: ask for
+            // a new one (its watches are registered again on it).
+            let sid = self.shared.session_id.load(Ordering::Relaxed);
+            let local = sid & READ_ONLY_SESSION_BIT != 0;
             let request = ConnectRequest {
                 protocol_version: CLIENT_PROTOCOL_VERSION,
                 last_zxid_seen: self.shared.last_zxid.load(Ordering::Relaxed),
                 timeout_ms: requested_timeout_ms(&self.cfg),
-                session_id: self.shared.session_id.load(Ordering::Relaxed),
-                password: self.shared.password.lock().clone(),
+                session_id: if local { 0 } else { sid },
+                password: if local {
+                    Vec::new()
+                } else {
+                    self.shared.password.lock().clone()
+                },
                 read_only: self.cfg.read_only,
             };
             // A dead server must not eat the session's remaining time: bound each attempt by
@@ -805,6 +849,34 @@ impl Driver {
         self.connector.drain().await;
         for reply in self.close_replies.drain(..) {
             let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+/// Asks `servers`, every [`READ_ONLY_PROBE`], whether one of them serves with a quorum;
+/// sends the first that does and ends (or ends when the driver stops listening).
+async fn probe_read_write(
+    connector: Connector,
+    servers: Vec<String>,
+    found: oneshot::Sender<String>,
+) {
+    if servers.is_empty() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(jitter(READ_ONLY_PROBE)).await;
+        for server in &servers {
+            if found.is_closed() {
+                return;
+            }
+            let status = tokio::time::timeout(RECONNECT_ATTEMPT, connector.status(server)).await;
+            if let Ok(Ok(s)) = status
+                && s.leader.is_some()
+                && matches!(s.role.as_str(), "leader" | "follower" | "observer")
+            {
+                let _ = found.send(server.clone());
+                return;
+            }
         }
     }
 }

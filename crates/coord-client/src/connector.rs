@@ -37,6 +37,7 @@ pub(crate) struct Link {
 pub(crate) const STAGGER: Duration = Duration::from_millis(75);
 
 /// Makes session streams to the servers of one client, over its [`Transport`].
+#[derive(Clone)]
 pub(crate) struct Connector {
     transport: Transport,
     max_frame: usize,

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -230,6 +230,8 @@ pub(crate) struct Shared {
     pub(crate) reply_observer: Mutex<Option<ReplyObserver>>,
     /// Subscribers of session events; closed ones are dropped on the next event.
     pub(crate) listeners: Mutex<Listeners>,
+    /// Whether the current connection is to a server in read-only mode.
+    pub(crate) read_only: AtomicBool,
 }
 
 impl Shared {
@@ -376,6 +378,7 @@ fn spawn_driver(
         default_watcher: Mutex::new(None),
         reply_observer: Mutex::new(None),
         listeners: Mutex::new(Listeners::default()),
+        read_only: AtomicBool::new(link.response.read_only),
     });
     let (tx, cmds) = mpsc::unbounded_channel();
     let driver = Driver::new(cfg, connector, shared.clone(), cmds);
@@ -478,6 +481,7 @@ mod tests {
             default_watcher: Mutex::new(None),
             reply_observer: Mutex::new(None),
             listeners: Mutex::new(Listeners::default()),
+            read_only: AtomicBool::new(false),
         }
     }
 

@@ -54,6 +54,13 @@ pub struct Config {
     pub max_outstanding_per_session: usize,
     /// Sessions one client IP may hold open at once (0 = unlimited).
     pub max_sessions_per_ip: usize,
+    /// Read-only mode (ZooKeeper's `readonlymode.enabled`): while this server has no quorum,
+    /// sessions that asked for it (`read_only` in their handshake) are served reads from its
+    /// tree, marked read-only; writes, `sync` and linearizable reads get `NotReadOnly`.
+    /// When the server rejoins a quorum it closes those sessions so they reconnect
+    /// read-write. Off by default: a read-only session may read state older than writes
+    /// the majority side acknowledged.
+    pub read_only_mode: bool,
     /// Frames (mostly watch events) queued for a client that is not reading before its stream
     /// is reset; the session survives and may resume on a new connection.
     pub max_queued_frames_per_session: usize,
@@ -146,6 +153,7 @@ impl Default for Config {
             max_frame_bytes: coord_proto::frame::DEFAULT_MAX_FRAME,
             max_outstanding_per_session: 1000,
             max_sessions_per_ip: 0,
+            read_only_mode: false,
             max_queued_frames_per_session: 100_000,
             snapshot_every_txns: 100_000,
             snapshots_keep: 3,

@@ -12,7 +12,9 @@
 use crate::config::Config;
 use crate::outbox::{OutboxReceiver, Recv, outbox};
 use crate::sessions::{Clock, SessionTable};
-use crate::store::{Attach, ClientRequest, CreateSession, Detach, Outbox, PendingConnect, Store};
+use crate::store::{
+    Attach, AttachReadOnly, ClientRequest, CreateSession, Detach, Outbox, PendingConnect, Store,
+};
 use actix::Addr;
 use coord_proto::io::{FrameIoError, read_frame};
 use coord_proto::*;
@@ -239,9 +241,15 @@ async fn handle_stream(
     // While electing (~100 ms after a leader crash) the handshake is held rather than
     // refused: a refused client backs off and polls, and would arrive well after the new
     // leader is ready. Bounded below the client's per-attempt limit (500 ms).
+    // Past the hold, a server in read-only mode takes the sessions that asked for it.
     let hold_until = tokio::time::Instant::now() + HOLD_WHILE_ELECTING;
+    let mut read_only = false;
     while !ctx.role.borrow().established {
         if tokio::time::Instant::now() >= hold_until {
+            if ctx.config.read_only_mode && connect.read_only {
+                read_only = true;
+                break;
+            }
             return refuse(
                 &tx,
                 ErrorCode::NotServing,
@@ -282,7 +290,18 @@ async fn handle_stream(
 
     let permits = Arc::new(Semaphore::new(ctx.config.max_outstanding_per_session));
     let (reply_tx, reply_rx) = oneshot::channel();
-    if connect.session_id == 0 {
+    if read_only {
+        ctx.store.do_send(AttachReadOnly {
+            session_id: connect.session_id,
+            password: connect.password,
+            timeout_ms: ctx.config.negotiate_timeout(connect.timeout_ms),
+            outbox: tx.clone(),
+            permits: permits.clone(),
+            conn_id,
+            ip,
+            reply: reply_tx,
+        });
+    } else if connect.session_id == 0 {
         let mut password = vec![0u8; 16];
         rand::fill(&mut password[..]);
         ctx.store.do_send(CreateSession(PendingConnect {

@@ -24,7 +24,7 @@ use crate::proposer::Propose;
 use crate::sessions::{Clock, SessionManager, SessionTable, SetExpiring};
 use crate::store::{
     Committed, DropAllSessions, InstallSnapshot, ReadBarrier, ReadIndexDone, Rejected, SetEpoch,
-    SetLeading, Store, TakeSnapshot,
+    SetLeading, SetServing, Store, TakeSnapshot,
 };
 use actix::prelude::*;
 use coord_proto::ErrorCode;
@@ -293,6 +293,7 @@ impl Replica {
         if let Some(store) = &self.store {
             store.do_send(SetLeading(leading));
             store.do_send(SetEpoch(status.epoch));
+            store.do_send(SetServing(serve));
         }
         if let Some(m) = &self.session_mgr {
             m.do_send(SetExpiring(leading));

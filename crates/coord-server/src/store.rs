@@ -78,6 +78,40 @@ pub struct Attach {
     pub reply: ConnectReply,
 }
 
+/// Bit 63 marks a session created by a server in read-only mode: local to that server,
+/// never replicated (a zxid never gets there: its epoch would be 2^31). A client moving to a
+/// read-write server starts a new session instead of resuming it.
+pub const READ_ONLY_SESSION_BIT: u64 = 1 << 63;
+
+/// Attach a session read-only (the server has no quorum and is in read-only mode): a new
+/// local session when `session_id` is 0, else a known session, without moving it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachReadOnly {
+    /// The session, or 0 for a new local one.
+    pub session_id: u64,
+    /// Its password.
+    pub password: Vec<u8>,
+    /// Negotiated timeout for a new local session.
+    pub timeout_ms: u32,
+    /// The new stream's outbox.
+    pub outbox: Outbox,
+    /// The new stream's permits.
+    pub permits: Arc<Semaphore>,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Answered with (session id, timeout) or why not.
+    pub reply: ConnectReply,
+}
+
+/// Whether this server serves read-write (an established leader, or synced with one).
+/// Becoming so ends every read-only session (its client reconnects read-write).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetServing(pub bool);
+
 /// A session's stream ended (or misbehaved).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -215,6 +249,8 @@ struct LocalSession {
     /// Identities for ACL checks: the client's ip, then digests added with add_auth.
     auth: Vec<Id>,
     queue: VecDeque<Queued>,
+    /// Attached in read-only mode: reads only.
+    read_only: bool,
 }
 
 impl LocalSession {
@@ -278,6 +314,10 @@ pub struct Store {
     /// Connections resuming a session owned by another server, waiting for the
     /// MoveSession txn that makes this server its owner, by session id.
     pending_moves: HashMap<u64, Attach>,
+    /// Whether this server serves read-write (see [`SetServing`]).
+    serving: bool,
+    /// The counter of local read-only session ids.
+    next_read_only: u64,
     config: Arc<Config>,
     applied: Arc<AtomicU64>,
     since_snapshot: u64,
@@ -319,6 +359,8 @@ impl Store {
             leading: true,
             pending_connects: HashMap::new(),
             pending_moves: HashMap::new(),
+            serving: false,
+            next_read_only: 0,
             read_barrier: parts.read_barrier,
             fences: Fences::default(),
             epoch: 0,
@@ -671,6 +713,10 @@ impl Store {
             s.send(ServerFrame::Closing { code, message });
         }
         self.watches.remove_session(sid);
+        if sid & READ_ONLY_SESSION_BIT != 0 {
+            // A local read-only session lives only while attached.
+            self.table.remove(sid);
+        }
     }
 
     fn maybe_snapshot(&mut self, zxid: Zxid) {
@@ -835,6 +881,7 @@ impl Store {
             permits: msg.permits,
             auth: vec![Id::new("ip", msg.ip.to_string())],
             queue: VecDeque::new(),
+            read_only: false,
         };
         session.send(ServerFrame::Connected(ConnectResponse {
             protocol_version: CLIENT_PROTOCOL_VERSION,
@@ -874,6 +921,107 @@ impl Store {
     }
 }
 
+impl Handler<AttachReadOnly> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: AttachReadOnly, _: &mut Self::Context) {
+        if self.serving {
+            // Back in a quorum since the handshake began: the client retries read-write.
+            let _ = msg.reply.send(Err(ErrorCode::NotServing));
+            return;
+        }
+        let now = self.clock.now_ms();
+        let (id, password, liveness) = if msg.session_id == 0 {
+            self.next_read_only += 1;
+            let id = READ_ONLY_SESSION_BIT | self.next_read_only;
+            let mut password = vec![0u8; 16];
+            rand::fill(&mut password[..]);
+            let liveness = Arc::new(Liveness::new(msg.timeout_ms, now));
+            self.table.insert(id, liveness.clone());
+            (id, password, liveness)
+        } else {
+            let id = msg.session_id;
+            let known = if id & READ_ONLY_SESSION_BIT != 0 {
+                // Another connection's local session (it lives only while attached).
+                Err(ErrorCode::SessionExpired)
+            } else if self.tree.last_applied().0 < id || !self.tree.has_session(id) {
+                // Cut off from the quorum, this server cannot know a newer session, nor
+                // whether one it does not hold has expired meanwhile: not its call.
+                Err(ErrorCode::NotServing)
+            } else if self.tree.session_password(id) != Some(msg.password.as_slice()) {
+                Err(ErrorCode::AuthFailed)
+            } else {
+                self.table.get(id).ok_or(ErrorCode::NotServing)
+            };
+            match known {
+                Ok(liveness) => (id, msg.password, liveness),
+                Err(code) => {
+                    let _ = msg.reply.send(Err(code));
+                    return;
+                }
+            }
+        };
+        if self.sessions.contains_key(&id) {
+            self.drop_session(
+                id,
+                Some((
+                    ErrorCode::SessionMoved,
+                    "session resumed on another connection".into(),
+                )),
+            );
+        }
+        liveness.touch(now);
+        let session = LocalSession {
+            conn_id: msg.conn_id,
+            outbox: msg.outbox,
+            permits: msg.permits,
+            auth: vec![Id::new("ip", msg.ip.to_string())],
+            queue: VecDeque::new(),
+            read_only: true,
+        };
+        let applied = self.applied.load(Ordering::Relaxed);
+        session.send(ServerFrame::Connected(ConnectResponse {
+            protocol_version: CLIENT_PROTOCOL_VERSION,
+            timeout_ms: liveness.timeout_ms,
+            session_id: id,
+            password,
+            last_zxid: applied,
+            server_id: self.config.id,
+            epoch: self.epoch.max((applied >> 32) as u32),
+            read_only: true,
+        }));
+        self.sessions.insert(id, session);
+        tracing::info!(
+            session = format_args!("0x{id:x}"),
+            "session attached read-only"
+        );
+        let _ = msg.reply.send(Ok((id, liveness.timeout_ms)));
+    }
+}
+
+impl Handler<SetServing> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: SetServing, _: &mut Self::Context) {
+        self.serving = msg.0;
+        if msg.0 {
+            let read_only: Vec<u64> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.read_only)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in read_only {
+                self.drop_session(
+                    id,
+                    Some((
+                        ErrorCode::ConnectionLoss,
+                        "the server rejoined a quorum: reconnect read-write".into(),
+                    )),
+                );
+            }
+        }
+    }
+}
+
 impl Handler<Detach> for Store {
     type Result = ();
     fn handle(&mut self, msg: Detach, _: &mut Self::Context) {
@@ -898,6 +1046,24 @@ impl Handler<ClientRequest> for Store {
             return;
         }
         let idle = s.queue.is_empty();
+        if s.read_only
+            && (msg.request.is_write()
+                || matches!(msg.request, Request::ReadIndex | Request::Sync { .. }))
+        {
+            // Nothing that needs the quorum: no write, no sync, no linearizable read.
+            if matches!(msg.request, Request::CloseSession) && sid & READ_ONLY_SESSION_BIT != 0 {
+                self.send_reply(sid, msg.xid, ReplyBody::Ok(Response::Empty));
+                self.drop_session(sid, None);
+                return;
+            }
+            let body = ReplyBody::Err(ErrorCode::NotReadOnly);
+            if idle {
+                self.send_reply(sid, msg.xid, body);
+            } else if let Some(s) = self.sessions.get_mut(&sid) {
+                s.queue.push_back(Queued::Done { xid: msg.xid, body });
+            }
+            return;
+        }
         if let Request::ReadIndex = msg.request {
             self.fence(sid, msg.xid);
         } else if let Request::Sync { path } = msg.request {
@@ -1003,6 +1169,7 @@ impl Handler<Committed> for Store {
                         permits: pc.permits,
                         auth: vec![Id::new("ip", pc.ip.to_string())],
                         queue: VecDeque::new(),
+                        read_only: false,
                     };
                     session.send(ServerFrame::Connected(crate::proposer::connect_response(
                         zxid,

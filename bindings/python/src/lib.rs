@@ -1,10 +1,13 @@
 //! `coord._native`: the Rust half of the Python package `coord`.
 //!
 //! ```text
-//!  Python thread ── NativeClient.op(..) ──> spawn on the shared tokio runtime ──> Pending
-//!     Pending.wait()            blocks in 100 ms slices without the GIL, checking signals
-//!     Pending.add_done_callback(fn)   fn(ok, value) from a tokio thread (asyncio: it calls
-//!                                     loop.call_soon_threadsafe, so no thread per call)
+//!  Python thread ── NativeClient.op(..) ──> Pending (the call's future, not started yet)
+//!     Pending.wait()            runs the future on this thread without the GIL (tokio's
+//!                               block_on; its I/O is driven by the runtime's threads),
+//!                               checking signals every 100 ms
+//!     Pending.add_done_callback(fn)   spawns it on the shared runtime; fn(ok, value) from a
+//!                                     tokio thread (asyncio: loop.call_soon_threadsafe, so
+//!                                     no thread per call)
 //!  watch / session / log events ──> one channel ──> the callback thread ──> Python (GIL)
 //! ```
 //!
@@ -35,6 +38,7 @@ use std::collections::BTreeMap;
 type Snapshot = Arc<Mutex<BTreeMap<String, (Vec<u8>, Stat)>>>;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod log;
@@ -77,7 +81,7 @@ fn globals() -> PyResult<(Arc<tokio::runtime::Runtime>, crossbeam_channel::Sende
         .name("coord-callbacks".into())
         .spawn(move || {
             for job in rx {
-                Python::attach(job);
+                attach_library(job);
             }
         })
         .map_err(|e| PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(e.to_string()))?;
@@ -88,6 +92,41 @@ fn globals() -> PyResult<(Arc<tokio::runtime::Runtime>, crossbeam_channel::Sende
         jobs: tx.clone(),
     });
     Ok((rt, tx))
+}
+
+/// Set by `_shutdown` (an `atexit` hook of `coord`): from then on no library thread enters
+/// Python. A thread that asks for the GIL once the interpreter is finalizing is ended by
+/// CPython (pthread_exit through Rust frames: the process aborts), so they must stop first.
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// Library threads inside (or about to enter) Python; `_shutdown` waits for them.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` with the GIL from a library thread (I/O or callback), unless the interpreter is
+/// shutting down (then `f` is dropped and `None` returned).
+fn attach_library<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    // Counted before the flag is read (both SeqCst): `_shutdown` either sees this thread in
+    // `IN_PYTHON` or this thread sees the flag.
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    let out = if SHUTDOWN.load(Ordering::SeqCst) {
+        None
+    } else {
+        Python::try_attach(f)
+    };
+    IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    out
+}
+
+/// Stops library threads from entering Python and waits (the GIL released, at most 2 s) for
+/// those inside to leave. Called at interpreter exit; calls finishing later are dropped.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 /// Hands `job` to the callback thread (dropped if the process is shutting the thread down).
@@ -326,36 +365,107 @@ struct Slot {
     taken: bool,
 }
 
-/// A call in flight. Take its result once, with `wait()` (blocking) or
-/// `add_done_callback(fn)` (`fn(ok, value)` from an I/O thread, for asyncio).
+/// A call's future, boxed until it is started.
+type CallFuture = std::pin::Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
+
+/// Where a call's future is.
+enum Call {
+    /// Made, not started: `wait()` runs it on the calling thread, `add_done_callback` on the
+    /// runtime.
+    NotStarted(CallFuture),
+    /// Running as a runtime task (aborting it drops the future).
+    Running(tokio::task::AbortHandle),
+    /// Run to the end by `wait()`, or dropped by `cancel()`.
+    Gone,
+}
+
+/// A call, made but not started. Take its result once, with `wait()` (blocking: the future
+/// runs on the waiting thread, without the GIL, so a blocking call has no hand-off to an
+/// I/O thread and back) or `add_done_callback(fn)` (the future runs on the runtime and
+/// `fn(ok, value)` is called from an I/O thread, for asyncio); `cancel()` abandons it.
+/// Dropping a recipe's future runs its clean-up (a waiting lock acquire deletes its queue
+/// node), so an abandoned call does not go on unseen.
 #[pyclass(module = "coord._native")]
 struct Pending {
     slot: Arc<(Mutex<Slot>, Condvar)>,
+    call: Arc<Mutex<Call>>,
 }
 
-/// Runs `fut` on the runtime; its result goes to whoever takes the returned `Pending`.
+impl Pending {
+    /// Another handle of the same call (for the `pending()` of a connect or status call).
+    fn share(&self) -> Pending {
+        Pending {
+            slot: self.slot.clone(),
+            call: self.call.clone(),
+        }
+    }
+
+    /// Starts the call on the runtime, unless it was started (or run) already.
+    fn start(&self) -> PyResult<()> {
+        let mut call = self.call.lock();
+        if !matches!(*call, Call::NotStarted(_)) {
+            return Ok(());
+        }
+        let Call::NotStarted(fut) = std::mem::replace(&mut *call, Call::Gone) else {
+            unreachable!("matched just above")
+        };
+        let (rt, _) = globals()?;
+        let done = self.slot.clone();
+        let task = rt.spawn(async move {
+            let result = fut.await;
+            let callback = {
+                let mut s = done.0.lock();
+                s.result = Some(result);
+                done.1.notify_all();
+                s.callback.take()
+            };
+            // Called after the lock is released: taking the GIL while holding it could
+            // deadlock with a Python thread in `wait`.
+            if let Some(cb) = callback {
+                deliver(&done, cb);
+            }
+        });
+        *call = Call::Running(task.abort_handle());
+        Ok(())
+    }
+
+    /// Runs a not-started call to its end on this thread (the GIL released), checking for
+    /// signals every 100 ms; an interrupted call is dropped.
+    fn run_here(&self, py: Python<'_>, mut fut: CallFuture) -> PyResult<Py<PyAny>> {
+        let (rt, _) = globals()?;
+        self.slot.0.lock().taken = true;
+        loop {
+            let out = py.detach(|| {
+                rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut fut).await })
+            });
+            match out {
+                Ok(Ok(v)) => return v.into_py(py),
+                Ok(Err(e)) => return Err(to_exception(py, &e)),
+                Err(_) => {
+                    if let Err(e) = py.check_signals() {
+                        // A recipe's clean-up spawns on the runtime: drop it inside.
+                        let _inside = rt.enter();
+                        drop(fut);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How often a blocking call checks for signals (Ctrl-C).
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Makes a call of `fut`; it starts when its `Pending` is waited for or given a callback.
 fn spawn<F>(fut: F) -> PyResult<Pending>
 where
     F: Future<Output = Result<Value, Error>> + Send + 'static,
 {
-    let (rt, _) = globals()?;
-    let slot: Arc<(Mutex<Slot>, Condvar)> = Arc::default();
-    let done = slot.clone();
-    rt.spawn(async move {
-        let result = fut.await;
-        let callback = {
-            let mut s = done.0.lock();
-            s.result = Some(result);
-            done.1.notify_all();
-            s.callback.take()
-        };
-        // Called after the lock is released: taking the GIL while holding it could deadlock
-        // with a Python thread in `wait`.
-        if let Some(cb) = callback {
-            deliver(&done, cb);
-        }
-    });
-    Ok(Pending { slot })
+    Ok(Pending {
+        slot: Arc::default(),
+        call: Arc::new(Mutex::new(Call::NotStarted(Box::pin(fut)))),
+    })
 }
 
 /// Calls `cb(ok, value)` with the stored result, logging (never raising) a failure.
@@ -366,7 +476,7 @@ fn deliver(slot: &Arc<(Mutex<Slot>, Condvar)>, cb: Py<PyAny>) {
         s.result.take()
     };
     let Some(result) = result else { return };
-    Python::attach(|py| {
+    attach_library(|py| {
         let args = match result {
             Ok(v) => v.into_py(py).map(|v| (true, v)),
             Err(e) => Ok((false, to_exception(py, &e).into_value(py).into_any())),
@@ -383,11 +493,25 @@ impl Pending {
     /// Blocks until the call finishes (the GIL released, Ctrl-C raising KeyboardInterrupt),
     /// then returns its value or raises its error.
     fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let not_started = {
+            let mut call = self.call.lock();
+            match std::mem::replace(&mut *call, Call::Gone) {
+                Call::NotStarted(fut) => Some(fut),
+                other => {
+                    *call = other;
+                    None
+                }
+            }
+        };
+        if let Some(fut) = not_started {
+            return self.run_here(py, fut);
+        }
+        // Started on the runtime by `add_done_callback` (or by another handle of the call).
         loop {
             let result = py.detach(|| {
                 let mut s = self.slot.0.lock();
                 if s.result.is_none() && !s.taken {
-                    self.slot.1.wait_for(&mut s, Duration::from_millis(100));
+                    self.slot.1.wait_for(&mut s, SIGNAL_CHECK);
                 }
                 if s.result.is_some() {
                     s.taken = true;
@@ -402,13 +526,43 @@ impl Pending {
                         "this call's result was already taken",
                     ));
                 }
-                (None, false) => py.check_signals()?,
+                (None, false) => {
+                    if let Err(e) = py.check_signals() {
+                        // An interrupted call is abandoned: left running, a lock acquire
+                        // could take the lock for a program that gave up on it.
+                        self.cancel()?;
+                        return Err(e);
+                    }
+                }
             }
         }
     }
 
-    /// Arranges for `fn(ok, value)` to be called once the call finishes (at once if it has),
-    /// from a library thread: `value` is the result, or the exception when `ok` is false.
+    /// Abandons the call: it is stopped (dropping a recipe's future runs its clean-up).
+    /// True if it had not finished; its result is never delivered then. An op already sent
+    /// may still have been applied by the servers.
+    fn cancel(&self) -> PyResult<bool> {
+        let mut call = self.call.lock();
+        match std::mem::replace(&mut *call, Call::Gone) {
+            Call::NotStarted(fut) => {
+                let (rt, _) = globals()?;
+                let _inside = rt.enter();
+                drop(fut);
+                Ok(true)
+            }
+            Call::Running(task) => {
+                let running = !task.is_finished();
+                task.abort();
+                *call = Call::Running(task);
+                Ok(running)
+            }
+            Call::Gone => Ok(false),
+        }
+    }
+
+    /// Starts the call on the runtime and arranges for `fn(ok, value)` to be called once it
+    /// finishes (at once if it has), from a library thread: `value` is the result, or the
+    /// exception when `ok` is false.
     fn add_done_callback(&self, callback: Py<PyAny>) -> PyResult<()> {
         let ready = {
             let mut s = self.slot.0.lock();
@@ -419,11 +573,15 @@ impl Pending {
             }
             if s.result.is_none() {
                 s.callback = Some(callback);
-                return Ok(());
+                None
+            } else {
+                Some(callback)
             }
-            callback
         };
-        deliver(&self.slot, ready);
+        match ready {
+            Some(cb) => deliver(&self.slot, cb),
+            None => self.start()?,
+        }
         Ok(())
     }
 }
@@ -593,9 +751,7 @@ struct PendingClient {
 impl PendingClient {
     /// The call in flight.
     fn pending(&self) -> Pending {
-        Pending {
-            slot: self.pending.slot.clone(),
-        }
+        self.pending.share()
     }
     /// The connected session, once the call succeeded.
     fn client(&self) -> PyResult<NativeClient> {
@@ -1116,6 +1272,16 @@ impl PendingStatus {
     /// Blocks for the answer: `(id, role, epoch, zxid, leader)`.
     fn wait(&self, py: Python<'_>) -> PyResult<(u64, String, u32, u64, Option<u64>)> {
         self.pending.wait(py)?;
+        self.status()
+    }
+
+    /// The call in flight (for asyncio: `add_done_callback`, then `status()`).
+    fn pending(&self) -> Pending {
+        self.pending.share()
+    }
+
+    /// The answer, once the call succeeded: `(id, role, epoch, zxid, leader)`.
+    fn status(&self) -> PyResult<(u64, String, u32, u64, Option<u64>)> {
         match self.out.lock().take() {
             Some(s) => Ok((s.id, s.role, s.epoch, s.zxid, s.leader)),
             None => Err(PyValueError::new_err("no status")),
@@ -1148,6 +1314,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(digest_id, m)?)?;
     m.add_function(wrap_pyfunction!(server_status, m)?)?;
     m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     log::install();
     Ok(())
 }

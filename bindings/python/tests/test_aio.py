@@ -123,3 +123,78 @@ def test_aio_queue_and_listener(ensemble, base):
         assert coord.SessionState.CLOSED in states
 
     run(main())
+
+
+def test_exit_with_calls_and_callbacks_in_flight(ensemble, base):
+    # A process that ends while library threads still deliver results, watch events,
+    # session events and log records must exit cleanly (CPython ends a thread that takes the
+    # GIL during finalization: the library's threads stop entering Python first).
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import asyncio, logging, coord, coord.aio
+        logging.basicConfig(level=logging.DEBUG)
+        coord.refresh_log_level()
+
+        async def main():
+            c = coord.aio.Client({ensemble.servers!r}, ca={ensemble.ca!r})
+            c.add_listener(lambda s: None)
+            await c.start()
+            await c.add_watch("{base}", recursive=True)
+            for i in range(50):
+                asyncio.ensure_future(c.get("{base}"))
+                asyncio.ensure_future(c.create("{base}/x-", ephemeral=True, sequence=True))
+            await asyncio.sleep(0.01)
+            # No close: the session and its tasks are still running at exit.
+
+        asyncio.run(main())
+        s = coord.Client({ensemble.servers!r}, ca={ensemble.ca!r})
+        s.start()
+        s.get("{base}", watch=lambda e: None)
+        s.create("{base}/y-", ephemeral=True, sequence=True)
+        print("exiting", flush=True)
+    """)
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "exiting" in out.stdout and "Fatal Python error" not in out.stderr
+
+
+def test_aio_acls_auth_and_watch_removal(ensemble, base):
+    async def main():
+        async with coord.aio.Client(ensemble.servers, ca=ensemble.ca) as c, \
+                coord.aio.Client(ensemble.servers, ca=ensemble.ca,
+                                 auth=[("digest", "bob:secret")]) as bob:
+            assert await c.ensure_path(f"{base}/deep/er")
+            assert await c.exists(f"{base}/deep/er") is not None
+            acl = coord.make_digest_acl("bob", "secret", all=True)
+            p = await c.create(f"{base}/secret", b"s", acl=[acl])
+            with pytest.raises(coord.NoAuthError):
+                await c.get(p)
+            await bob.sync(p)
+            assert (await bob.get(p))[0] == b"s"
+            assert (await bob.set_acls(p, coord.OPEN_ACL_UNSAFE)).aversion == 1
+            await c.sync(p)  # bob's session may be on another server
+            assert (await c.get(p))[0] == b"s"
+            await c.add_auth("digest", "bob:secret")
+            p2 = await bob.create(f"{base}/secret2", b"t", acl=[acl])
+            await c.sync(p2)
+            assert (await c.get(p2))[0] == b"t"  # c now has bob's identity
+
+            stat, created = await c.exists_w(f"{base}/new")
+            assert stat is None
+            await c.create(f"{base}/new")
+            assert (await created.next(10)).type == "CREATED"
+            assert [e async for e in created] == []  # one-shot: done
+
+            stream = await c.add_watch(f"{base}/new")
+            await c.set(f"{base}/new", b"1")
+            assert (await stream.next(10)).type == "CHANGED"
+            await c.remove_watches(f"{base}/new", "any")
+            # Removed: one REMOVED event, then the stream ends instead of waiting forever.
+            assert [e.type async for e in stream] == ["REMOVED"]
+
+    run(main())

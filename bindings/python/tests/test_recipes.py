@@ -102,7 +102,7 @@ def test_election(client, base, ensemble):
 
 def test_ctrl_c_interrupts_a_blocking_call(ensemble, base):
     script = textwrap.dedent(f"""
-        import sys, coord
+        import sys, time, coord
         holder = coord.Client({ensemble.servers!r}, ca={ensemble.ca!r}); holder.start()
         holder.Lock("{base}/cc").acquire()
         waiter = coord.Client({ensemble.servers!r}, ca={ensemble.ca!r}); waiter.start()
@@ -111,6 +111,17 @@ def test_ctrl_c_interrupts_a_blocking_call(ensemble, base):
             waiter.Lock("{base}/cc").acquire()
         except KeyboardInterrupt:
             print("interrupted", flush=True)
+            # The abandoned acquire was stopped, not left running: its queue node goes and
+            # it never takes the lock after the holder lets go.
+            for _ in range(200):
+                if len([n for n in waiter.get_children("{base}/cc") if "-lock-" in n]) == 1:
+                    break
+                time.sleep(0.05)
+            queued = [n for n in waiter.get_children("{base}/cc") if "-lock-" in n]
+            holder.stop()
+            third = coord.Client({ensemble.servers!r}, ca={ensemble.ca!r}); third.start()
+            got = third.Lock("{base}/cc", "third").acquire(timeout=10)
+            print("queued", len(queued), "third", got, flush=True)
             sys.exit(0)
         sys.exit(3)
     """)
@@ -120,6 +131,7 @@ def test_ctrl_c_interrupts_a_blocking_call(ensemble, base):
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 0 and "interrupted" in out
+    assert "queued 1 third True" in out, out
 
 
 def _consumer(servers, ca, qpath, out):
@@ -283,6 +295,13 @@ def test_read_write_lock(client, base, ensemble):
         with w:
             assert other.check_sequencer(w.sequencer)
             assert client.ReadLock(f"{base}/rw").acquire(blocking=False) is False
+    rw = client.RwLock(f"{base}/rw")
+    with rw.read_lock() as a, rw.read_lock() as b:  # two handles on one recipe share
+        assert a.is_acquired and b.is_acquired
+        assert coord.decode_sequencer(a.sequencer)["mode"] == "shared"
+        assert rw.write_lock().acquire(blocking=False) is False
+    with rw.write_lock() as w2:
+        assert coord.decode_sequencer(w2.sequencer)["mode"] == "exclusive"
 
 
 def test_party(client, base, ensemble):

@@ -7,7 +7,9 @@ Rust client ``coord-client`` (QUIC + TLS). Exceptions live in :mod:`coord.except
 
 from __future__ import annotations
 
+import atexit as _atexit
 import logging as _logging
+from typing import Any, Dict
 
 from . import _native, exceptions
 from ._types import (
@@ -30,6 +32,7 @@ from .client import (
     DoubleBarrier,
     Party,
     ReadLock,
+    RwLock,
     Semaphore,
     TreeCache,
     WriteLock,
@@ -48,7 +51,7 @@ from .exceptions import *  # noqa: F401,F403
 __version__ = "0.1.0"
 
 
-def decode_sequencer(sequencer: bytes) -> dict:
+def decode_sequencer(sequencer: bytes) -> Dict[str, Any]:
     """The fields of a sequencer: path, mode (exclusive/shared), czxid, session_id;
     :class:`BadArgumentsError` for bytes that are not one."""
     path, mode, czxid, session_id = _native.decode_sequencer(sequencer)
@@ -63,11 +66,16 @@ def refresh_log_level() -> None:
 
 refresh_log_level()
 
+# Library threads must be out of Python before the interpreter finalizes (a thread taking
+# the GIL after that is ended by CPython mid-call).
+_atexit.register(_native._shutdown)
+
 __all__ = [
     "ACL", "CREATOR_ALL_ACL", "OPEN_ACL_UNSAFE", "READ_ACL_UNSAFE", "EventType", "Id",
     "Permissions", "SessionState", "WatchedEvent", "ZnodeStat", "make_acl", "make_digest_acl",
     "ChildrenWatch", "Client", "DataWatch", "Election", "Lock", "LockingQueue", "Queue",
     "TransactionRequest", "Barrier", "Counter", "DoubleBarrier", "Semaphore",
-    "TwoPhaseCommit", "ReadLock", "WriteLock", "Party", "TreeCache",
+    "TwoPhaseCommit", "RwLock", "ReadLock", "WriteLock", "Party", "TreeCache",
     "decode_sequencer", "refresh_log_level", "exceptions",
-] + exceptions.__all__
+]
+__all__ += exceptions.__all__

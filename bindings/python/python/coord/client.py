@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._types import ACL, WatchedEvent, ZnodeStat
@@ -20,7 +20,7 @@ from .exceptions import (
 
 __all__ = ["Client", "TransactionRequest", "Lock", "Election", "DataWatch", "ChildrenWatch",
            "Queue", "LockingQueue", "Barrier", "DoubleBarrier", "Counter", "Semaphore",
-           "TwoPhaseCommit", "ReadLock", "WriteLock", "Party", "TreeCache"]
+           "TwoPhaseCommit", "RwLock", "ReadLock", "WriteLock", "Party", "TreeCache"]
 
 WatchFn = Callable[[WatchedEvent], Any]
 
@@ -143,7 +143,7 @@ class _Base:
             self._native.add_listener(listener)
 
     def _create_args(self, path: Any, value: Any, acl: Any, ephemeral: bool, sequence: bool,
-                     container: bool = False, ttl: Any = None, lock_delay: Any = None) -> tuple:
+                     container: bool = False, ttl: Any = None, lock_delay: Any = None) -> Tuple[Any, ...]:
         return (_str("path", path), _bytes("value", value), _acl(acl), bool(ephemeral),
                 bool(sequence), bool(container), _opt_number("ttl", ttl),
                 _opt_number("lock_delay", lock_delay))
@@ -297,6 +297,10 @@ class Client(_Base):
         """Paths of this session's ephemeral nodes under ``prefix``."""
         return self._n.get_ephemerals(_str("prefix", prefix)).wait()
 
+    def get_all_children_number(self, path: str) -> int:
+        """How many descendants ``path`` has."""
+        return self._n.get_all_children_number(_str("path", path)).wait()
+
     def check_sequencer(self, sequencer: bytes) -> bool:
         """Whether a lock's sequencer still names a held lock (linearizable);
         :class:`BadArgumentsError` for bytes that are not a sequencer."""
@@ -317,7 +321,7 @@ class Client(_Base):
         """An atomic multi-op; ``commit()`` it, or use it with ``with``."""
         return TransactionRequest(self)
 
-    def server_status(self, server: str) -> dict:
+    def server_status(self, server: str) -> Dict[str, Any]:
         """One server's status (no session needed): id, role, epoch, zxid, leader."""
         s = _native.server_status(self.servers, self.ca, _str("server", server), self.timeout).wait()
         return dict(zip(("id", "role", "epoch", "zxid", "leader"), s))
@@ -360,6 +364,10 @@ class Client(_Base):
         """Two-phase commit under ``path`` (coord_recipes::Coordinator / Participant)."""
         return TwoPhaseCommit(self, path)
 
+    def RwLock(self, path: str) -> "RwLock":
+        """A read-write lock (coord_recipes::RwLock): ``read_lock()`` / ``write_lock()``."""
+        return RwLock(self, path)
+
     def ReadLock(self, path: str, identifier: str = "") -> "ReadLock":
         """The shared side of a read-write lock (coord_recipes::RwLock)."""
         return ReadLock(self, path)
@@ -394,7 +402,7 @@ class TransactionRequest:
 
     def __init__(self, client: Any):
         self.client = client
-        self.operations: List[tuple] = []
+        self.operations: List[Tuple[Any, ...]] = []
         self.committed = False
         self.results: Optional[List[Any]] = None
 
@@ -821,10 +829,10 @@ class Participant:
 class _RwSide:
     _write = False
 
-    def __init__(self, client: Client, path: str):
+    def __init__(self, client: Client, path: str, native: Any = None):
         self.client = client
         self.path = _str("path", path)
-        self._l = client._n.rwlock(self.path)
+        self._l = native if native is not None else client._n.rwlock(self.path)
         self._hold: Optional[Tuple[str, bytes]] = None
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
@@ -872,6 +880,24 @@ class WriteLock(_RwSide):
     """kazoo's WriteLock: exclusive against readers and writers."""
 
     _write = True
+
+
+class RwLock:
+    """A read-write lock (the Rust ``coord_recipes::RwLock``): :meth:`read_lock` and
+    :meth:`write_lock` make handles on it (each a context manager)."""
+
+    def __init__(self, client: Client, path: str):
+        self.client = client
+        self.path = _str("path", path)
+        self._l = client._n.rwlock(self.path)
+
+    def read_lock(self) -> ReadLock:
+        """A new shared-side handle."""
+        return ReadLock(self.client, self.path, self._l)
+
+    def write_lock(self) -> WriteLock:
+        """A new exclusive-side handle."""
+        return WriteLock(self.client, self.path, self._l)
 
 
 class Party:

@@ -227,19 +227,21 @@ pub struct SetEpoch(pub u32);
 pub struct DigestQuery;
 
 enum Queued {
-    /// A write waiting for its commit.
+    /// A write waiting for its commit (`done` holds its answer once it committed, until the
+    /// entries before it are answered).
     Write {
         xid: u64,
         /// For `sync`: the path to echo once the no-op write committed.
         sync: Option<String>,
+        done: Option<ReplyBody>,
     },
     /// A read to run when it reaches the front.
     Read { xid: u64, request: Request },
     /// An answer computed early (a refused write) to send when it reaches the front.
     Done { xid: u64, body: ReplyBody },
     /// A linearizable-read fence (`Request::ReadIndex`) waiting for its confirmed zxid to be
-    /// applied; later requests of the session wait behind it.
-    Fence { xid: u64 },
+    /// applied (`done` set then); later requests of the session wait behind it.
+    Fence { xid: u64, done: Option<ReplyBody> },
 }
 
 struct LocalSession {
@@ -584,11 +586,14 @@ impl Store {
 
     /// Whether a request on this server waits for `txn`: its session is attached here and
     /// the front of its queue is the write with the txn's xid.
+    /// Whether `txn` is a write a local session waits for (on this connection).
     fn waits_for(&self, txn: &Txn) -> bool {
         txn.xid != INTERNAL_XID
-            && self.sessions.get(&txn.session_id).is_some_and(
-                |s| matches!(s.queue.front(), Some(Queued::Write { xid, .. }) if *xid == txn.xid),
-            )
+            && self.sessions.get(&txn.session_id).is_some_and(|s| {
+                s.queue
+                    .iter()
+                    .any(|q| matches!(q, Queued::Write { xid, done: None, .. } if *xid == txn.xid))
+            })
     }
 
     fn send_reply(&self, sid: u64, xid: u64, body: ReplyBody) {
@@ -602,14 +607,18 @@ impl Store {
         }
     }
 
-    /// Answers queued requests from the front of a session's queue until a pending write.
+    /// Answers a session's queue from the front, in request order: finished writes and
+    /// fences, early answers, and reads (run when they reach the front), until a write or
+    /// fence still waiting.
     fn drain(&mut self, sid: u64) {
         loop {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
             match s.queue.front() {
-                None | Some(Queued::Write { .. }) | Some(Queued::Fence { .. }) => return,
+                None
+                | Some(Queued::Write { done: None, .. })
+                | Some(Queued::Fence { done: None, .. }) => return,
                 Some(_) => {}
             }
             match s.queue.pop_front() {
@@ -617,33 +626,47 @@ impl Store {
                     let body = self.read(sid, request);
                     self.send_reply(sid, xid, body);
                 }
-                Some(Queued::Done { xid, body }) => self.send_reply(sid, xid, body),
+                Some(
+                    Queued::Done { xid, body }
+                    | Queued::Write {
+                        xid,
+                        done: Some(body),
+                        ..
+                    }
+                    | Queued::Fence {
+                        xid,
+                        done: Some(body),
+                    },
+                ) => self.send_reply(sid, xid, body),
                 _ => return,
             }
         }
     }
 
+    /// A write of `sid` committed (or was refused): its answer goes out once everything the
+    /// session asked before it was answered.
     fn complete_write(&mut self, sid: u64, xid: u64, body: ReplyBody) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         // A write from an earlier connection of this session is not in this queue: its client
         // already saw ConnectionLoss for it.
-        if matches!(s.queue.front(), Some(Queued::Write { xid: x, .. }) if *x == xid) {
-            let body = match (s.queue.pop_front(), body) {
+        let Some(entry) = s
+            .queue
+            .iter_mut()
+            .find(|q| matches!(q, Queued::Write { xid: x, done: None, .. } if *x == xid))
+        else {
+            return;
+        };
+        if let Queued::Write { sync, done, .. } = entry {
+            *done = Some(match (sync.take(), body) {
                 // `sync` rides on a no-op write: once it committed here, everything committed
                 // before it has been applied here too.
-                (
-                    Some(Queued::Write {
-                        sync: Some(path), ..
-                    }),
-                    ReplyBody::Ok(_),
-                ) => ReplyBody::Ok(Response::Sync { path }),
+                (Some(path), ReplyBody::Ok(_)) => ReplyBody::Ok(Response::Sync { path }),
                 (_, body) => body,
-            };
-            self.send_reply(sid, xid, body);
-            self.drain(sid);
+            });
         }
+        self.drain(sid);
     }
 
     /// Queues a linearizable-read fence for `sid` and starts a round if none is in flight.
@@ -651,7 +674,7 @@ impl Store {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        s.queue.push_back(Queued::Fence { xid });
+        s.queue.push_back(Queued::Fence { xid, done: None });
         self.fences.waiting.push((sid, xid));
         self.next_fence_round();
     }
@@ -699,9 +722,12 @@ impl Store {
             return;
         };
         // A fence of an earlier connection of this session is not in this queue.
-        if matches!(s.queue.front(), Some(Queued::Fence { xid: x }) if *x == xid) {
-            s.queue.pop_front();
-            self.send_reply(sid, xid, body);
+        if let Some(Queued::Fence { done, .. }) = s
+            .queue
+            .iter_mut()
+            .find(|q| matches!(q, Queued::Fence { xid: x, done: None } if *x == xid))
+        {
+            *done = Some(body);
             self.drain(sid);
         }
     }
@@ -1082,6 +1108,7 @@ impl Handler<ClientRequest> for Store {
                 s.queue.push_back(Queued::Write {
                     xid: msg.xid,
                     sync: Some(path),
+                    done: None,
                 });
             }
         } else if msg.request.is_write() {
@@ -1096,6 +1123,7 @@ impl Handler<ClientRequest> for Store {
                         s.queue.push_back(Queued::Write {
                             xid: msg.xid,
                             sync: None,
+                            done: None,
                         });
                     }
                 }

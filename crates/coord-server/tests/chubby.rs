@@ -464,3 +464,45 @@ fn a_session_resumed_on_another_server_is_moved_and_its_old_connection_closed() 
         assert!(matches!(r, ReplyBody::Ok(_)), "{r:?}");
     });
 }
+
+/// Many callers share one session and mix linearizable reads with writes: every reply is
+/// the caller's own (a fence confirmed while a write is ahead of it in the session's queue,
+/// or a write committed while a fence is ahead of it, is answered in request order, not
+/// dropped), and nothing stalls.
+#[test]
+fn linearizable_reads_and_writes_from_many_callers_on_one_session_get_their_own_replies() {
+    let cluster = common::cluster(3, 0, "");
+    rt().block_on(async {
+        let leader = cluster.wait_stable().await;
+        let follower = (leader + 1) % 3;
+        let client = Client::connect(cluster.config_for(follower))
+            .await
+            .unwrap()
+            .with_read_mode(ReadMode::Linearizable);
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let c = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/mixed-{t}");
+                c.create(&path, b"0", CreateOptions::persistent())
+                    .await
+                    .unwrap();
+                for n in 1..=40i32 {
+                    let value = format!("{t}:{n}").into_bytes();
+                    let stat = c.set_data(&path, &value, Some(n - 1)).await.unwrap();
+                    assert_eq!(stat.version, n, "task {t}: a set got another call's reply");
+                    let (data, stat) = c.get_data(&path).await.unwrap();
+                    assert_eq!(data, value, "task {t}: read {n} is not its own write");
+                    assert_eq!(stat.version, n);
+                }
+            }));
+        }
+        let all = futures::future::join_all(tasks);
+        let done = tokio::time::timeout(Duration::from_secs(90), all)
+            .await
+            .expect("calls stalled: a reply was dropped");
+        for r in done {
+            r.unwrap();
+        }
+    });
+}

@@ -89,6 +89,7 @@ impl BenchTree {
             xid: 0,
             time_ms: 1_700_000_000_000,
             auth: Vec::new(),
+            origin: 0,
             body,
         };
         self.apply_txn(&txn)
@@ -136,6 +137,7 @@ pub fn txn(body: TxnBody) -> Txn {
         xid: 0,
         time_ms: 1_700_000_000_000,
         auth: Vec::new(),
+        origin: 0,
         body,
     }
 }

@@ -20,7 +20,7 @@ pub fn session_auth() -> Vec<Id> {
 
 /// A txn issued by [`SESSION`] at a fixed time.
 pub fn txn(body: TxnBody) -> Txn {
-    Txn { session_id: SESSION, xid: 1, time_ms: 1_700_000_000_000, auth: session_auth(), body }
+    Txn { session_id: SESSION, xid: 1, time_ms: 1_700_000_000_000, auth: session_auth(), origin: 0, body }
 }
 
 /// The `CreateSession` txn that registers [`SESSION`] when applied at zxid 1.
@@ -30,6 +30,7 @@ pub fn create_session() -> Txn {
         xid: 0,
         time_ms: 1_700_000_000_000,
         auth: Vec::new(),
+        origin: 0,
         body: TxnBody::CreateSession { timeout_ms: 10_000, password: b"0123456789abcdef".to_vec() },
     }
 }
@@ -111,9 +112,9 @@ pub fn sample_txns() -> Vec<(&'static str, Txn)> {
         ("set_data", txn(TxnBody::SetData { path: "/a/b".into(), data: b"world".to_vec(), version: 0 })),
         ("set_acl", txn(TxnBody::SetAcl { path: "/a".into(), acl: acls[2].clone(), version: -1 })),
         ("set_acl_ip", txn(TxnBody::SetAcl { path: "/net".into(), acl: acls[4].clone(), version: 0 })),
-        ("reap_ttl", Txn { session_id: 0, xid: 0, time_ms: i64::MAX, auth: vec![], body: TxnBody::ReapNode { path: "/ttl".into(), czxid: 9 } }),
-        ("reap_container", Txn { session_id: 0, xid: 0, time_ms: 1_700_000_000_000, auth: vec![], body: TxnBody::ReapNode { path: "/c".into(), czxid: 7 } }),
-        ("noop", Txn { session_id: 0, xid: 0, time_ms: 0, auth: vec![], body: TxnBody::Noop }),
+        ("reap_ttl", Txn { session_id: 0, xid: 0, time_ms: i64::MAX, auth: vec![], origin: 0, body: TxnBody::ReapNode { path: "/ttl".into(), czxid: 9 } }),
+        ("reap_container", Txn { session_id: 0, xid: 0, time_ms: 1_700_000_000_000, auth: vec![], origin: 0, body: TxnBody::ReapNode { path: "/c".into(), czxid: 7 } }),
+        ("noop", Txn { session_id: 0, xid: 0, time_ms: 0, auth: vec![], origin: 0, body: TxnBody::Noop }),
         (
             "multi_ok",
             txn(TxnBody::Multi {

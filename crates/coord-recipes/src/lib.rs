@@ -12,6 +12,9 @@
 //!   TreeCache ── a subtree or node kept current by a persistent(-recursive) watch
 //!   Group ── ephemeral members and a live view
 //!   Coordinator, Participant ── 2PC: persistent votes and a create-once decision node
+//!   three_phase::{Coordinator, Participant} ── 3PC: can-commit / pre-commit / do-commit,
+//!         per-participant versioned state nodes, a termination protocol run by an elected
+//!         participant on one linearizable view, and the same create-once decision node
 //! ```
 //!
 //! Every recipe takes a [`coord_client::Client`] by value (clone it: clones share one
@@ -36,6 +39,7 @@ pub mod lock;
 pub mod queue;
 pub mod rwlock;
 pub mod semaphore;
+pub mod three_phase;
 pub mod txn;
 mod util;
 
@@ -48,4 +52,8 @@ pub use lock::{Lock, LockHolder, LockOptions, LockStatus};
 pub use queue::{LockingQueue, Queue, TakenItem};
 pub use rwlock::{RwHold, RwLock};
 pub use semaphore::{Lease, Semaphore};
+pub use three_phase::{
+    Coordinator as ThreePhaseCoordinator, Participant as ThreePhaseParticipant,
+    State as ThreePhaseState,
+};
 pub use txn::{Coordinator, Decision, Participant};

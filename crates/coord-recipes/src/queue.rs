@@ -344,14 +344,20 @@ impl LockingQueue {
                         _ => return Err(e),
                     })
                     .map_err(|_| e.clone())?;
-                    // Gone = applied by us: nothing else deletes a live session's claim.
-                    if retry(client, || client.exists(&claim.path))
-                        .await?
-                        .is_none()
-                    {
-                        return Ok(());
-                    }
-                    return Err(e);
+                    // Our claim is gone, and nothing but our own ack or release deletes a
+                    // live session's claim: the first try was applied. A claim at that path
+                    // of another generation or session is another consumer's, taken after
+                    // ours went (a release lets the item be claimed again at once).
+                    return match retry(client, || client.exists(&claim.path)).await? {
+                        None => Ok(()),
+                        Some(stat)
+                            if stat.czxid != claim.czxid
+                                || stat.ephemeral_owner != claim.session_id =>
+                        {
+                            Ok(())
+                        }
+                        Some(_) => Err(e),
+                    };
                 }
                 Err(e) => return Err(e),
             }

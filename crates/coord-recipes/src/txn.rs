@@ -18,9 +18,13 @@
 //!
 //! Three-phase commit (can-commit / pre-commit / do-commit) exists to let participants
 //! decide by timeouts without a live coordinator; its non-blocking claim holds only with
-//! crash failures and bounded delays, and fails under partitions (two sides can time out
-//! into different decisions). It is not provided here: with a create-once decision node the
-//! extra phase buys nothing, and the partition case is exactly what the quorum rules out.
+//! crash failures, reliable failure detection and bounded delays, and fails under
+//! partitions (two sides can time out into different decisions). It is provided in
+//! [`crate::three_phase`], with Skeen's timeout rules and termination protocol; there the
+//! termination protocol reads one linearizable view and decides with the same kind of
+//! create-once decision node, which is what rules the partition case out. With Coord, 2PC
+//! needs no extra phase for that: what 3PC's pre-commit buys (a dead coordinator does not
+//! block) the create-once decision and the ensemble's quorum already give.
 
 use crate::util::{
     RETRY_PAUSE, alive, bad, check_dir, child, deadline, ensure_path, retry, wait_watch,

@@ -61,6 +61,97 @@ pub enum Op {
         /// The lock's name under `/verify/lock/`.
         lock: String,
     },
+    /// Acquire a `coord_recipes::Lock` (Ok: [`OkResult::Locked`], the fence being the hold's
+    /// generation, the czxid of its holder node; not acquired in time: `Fail`).
+    RecipeLock {
+        /// The lock's name.
+        lock: String,
+    },
+    /// Release a `coord_recipes::Lock` this process holds (Ok: [`OkResult::Released`]).
+    RecipeUnlock {
+        /// The lock's name.
+        lock: String,
+    },
+    /// `multi([CheckSequencer(sequencer of the hold), set_data(fenced register of lock)])` by
+    /// a process that holds or held `lock` (a recipe lock or an election) with `fence`
+    /// (Ok: [`OkResult::Written`] with the set's zxid; refused: `Fail("StaleSequencer")`).
+    FencedWrite {
+        /// The lock's or election's name.
+        lock: String,
+        /// The generation of the hold whose sequencer the write carries.
+        fence: u64,
+    },
+    /// Campaign in a `coord_recipes::Election` (Ok: [`OkResult::Leading`]; not elected in
+    /// time: `Fail`).
+    Campaign {
+        /// The election's name.
+        election: String,
+    },
+    /// Resign the leadership of an election (Ok: [`OkResult::Released`]).
+    Resign {
+        /// The election's name.
+        election: String,
+    },
+    /// Put an item on a `coord_recipes::LockingQueue` (Ok: [`OkResult::Put`]). Items are
+    /// unique across the run.
+    QueuePut {
+        /// The queue's name.
+        queue: String,
+        /// The item's data (unique across the run).
+        item: String,
+    },
+    /// Take (claim) the first unclaimed item (Ok: [`OkResult::Taken`], or
+    /// [`OkResult::Empty`] when none came in time).
+    QueueTake {
+        /// The queue's name.
+        queue: String,
+    },
+    /// Acknowledge (consume) an item this process took: deletes it with its claim
+    /// (Ok: [`OkResult::Acked`]).
+    QueueAck {
+        /// The queue's name.
+        queue: String,
+        /// The item's data.
+        item: String,
+    },
+    /// Give a taken item back unconsumed (Ok: [`OkResult::Released`]).
+    QueueRelease {
+        /// The queue's name.
+        queue: String,
+        /// The item's data.
+        item: String,
+    },
+    /// A 2PC coordinator begins transaction `txn` among `participants` (Ok:
+    /// [`OkResult::Begun`]).
+    TxnBegin {
+        /// The transaction's id (unique across the run).
+        txn: String,
+        /// The participants' names.
+        participants: Vec<String>,
+    },
+    /// A participant votes on `txn` (Ok: [`OkResult::Voted`]).
+    TxnVote {
+        /// The transaction.
+        txn: String,
+        /// The voter's name.
+        participant: String,
+        /// Yes (ready to commit) or no.
+        yes: bool,
+    },
+    /// The coordinator collects the votes and writes the decision (Ok:
+    /// [`OkResult::Decided`], the decision that holds).
+    TxnDecide {
+        /// The transaction.
+        txn: String,
+    },
+    /// A participant learns the decision, writing abort itself if none came in its time
+    /// (Ok: [`OkResult::Decided`], the decision that holds).
+    TxnLearn {
+        /// The transaction.
+        txn: String,
+        /// The participant's name.
+        participant: String,
+    },
 }
 
 /// A successful result.
@@ -92,8 +183,40 @@ pub enum OkResult {
         /// The lock node's czxid.
         fence: u64,
     },
-    /// The lock was released.
+    /// The lock was released (also: leadership resigned, a queue item given back).
     Released,
+    /// Leading an election in `term` (the czxid of the leader's holder node).
+    Leading {
+        /// The leader's term.
+        term: u64,
+    },
+    /// An item was put as node `name`.
+    Put {
+        /// The item node's name.
+        name: String,
+    },
+    /// An item was taken (claimed).
+    Taken {
+        /// The item's data.
+        item: String,
+        /// The item node's name.
+        name: String,
+        /// The czxid of the claim node: the claim's generation.
+        claim: u64,
+    },
+    /// No item came within the take's timeout.
+    Empty,
+    /// The item was acknowledged (consumed: deleted with its claim).
+    Acked,
+    /// The transaction's node exists.
+    Begun,
+    /// The vote is written.
+    Voted,
+    /// The transaction's decision.
+    Decided {
+        /// Commit (true) or abort.
+        commit: bool,
+    },
 }
 
 /// How an operation ended.
@@ -166,6 +289,21 @@ pub enum Notice {
         /// The zxid of the change.
         zxid: u64,
     },
+    /// The process is about to close the session: from here on it acts on nothing the
+    /// session holds (locks, leadership, claims), although the servers may keep them until
+    /// the close is applied.
+    Closing {
+        /// The session id.
+        session: u64,
+    },
+    /// After the run (faults healed, every other process stopped) the queue was drained:
+    /// a `sync` + listing at reply zxid `zxid` found no item left.
+    QueueDrained {
+        /// The queue's name.
+        queue: String,
+        /// The reply zxid of the listing.
+        zxid: u64,
+    },
     /// A periodic observation of the ephemerals that exist (by name), read through a
     /// linearizable read at reply zxid `zxid`.
     ///
@@ -229,7 +367,7 @@ impl Op {
             | Op::Write { key, .. }
             | Op::Cas { key, .. }
             | Op::MultiCas { key, .. } => Some(key),
-            Op::CreateEphemeral { .. } | Op::LockAcquire { .. } | Op::LockRelease { .. } => None,
+            _ => None,
         }
     }
 }
@@ -301,6 +439,29 @@ impl fmt::Display for Op {
             Op::CreateEphemeral { name } => write!(f, "CreateEphemeral {name}"),
             Op::LockAcquire { lock } => write!(f, "LockAcquire {lock}"),
             Op::LockRelease { lock } => write!(f, "LockRelease {lock}"),
+            Op::RecipeLock { lock } => write!(f, "RecipeLock {lock}"),
+            Op::RecipeUnlock { lock } => write!(f, "RecipeUnlock {lock}"),
+            Op::FencedWrite { lock, fence } => write!(f, "FencedWrite {lock} fence {fence:#x}"),
+            Op::Campaign { election } => write!(f, "Campaign {election}"),
+            Op::Resign { election } => write!(f, "Resign {election}"),
+            Op::QueuePut { queue, item } => write!(f, "QueuePut {queue} {item}"),
+            Op::QueueTake { queue } => write!(f, "QueueTake {queue}"),
+            Op::QueueAck { queue, item } => write!(f, "QueueAck {queue} {item}"),
+            Op::QueueRelease { queue, item } => write!(f, "QueueRelease {queue} {item}"),
+            Op::TxnBegin { txn, participants } => {
+                write!(f, "TxnBegin {txn} [{}]", participants.join(", "))
+            }
+            Op::TxnVote {
+                txn,
+                participant,
+                yes,
+            } => write!(
+                f,
+                "TxnVote {txn} {participant} {}",
+                if *yes { "yes" } else { "no" }
+            ),
+            Op::TxnDecide { txn } => write!(f, "TxnDecide {txn}"),
+            Op::TxnLearn { txn, participant } => write!(f, "TxnLearn {txn} {participant}"),
         }
     }
 }
@@ -319,6 +480,17 @@ impl fmt::Display for OkResult {
             OkResult::Created { czxid } => write!(f, "Created czxid {czxid:#x}"),
             OkResult::Locked { fence } => write!(f, "Locked fence {fence:#x}"),
             OkResult::Released => f.write_str("Released"),
+            OkResult::Leading { term } => write!(f, "Leading term {term:#x}"),
+            OkResult::Put { name } => write!(f, "Put as {name}"),
+            OkResult::Taken { item, name, claim } => {
+                write!(f, "Taken {item} ({name}, claim {claim:#x})")
+            }
+            OkResult::Empty => f.write_str("Empty"),
+            OkResult::Acked => f.write_str("Acked"),
+            OkResult::Begun => f.write_str("Begun"),
+            OkResult::Voted => f.write_str("Voted"),
+            OkResult::Decided { commit: true } => f.write_str("Decided commit"),
+            OkResult::Decided { commit: false } => f.write_str("Decided abort"),
         }
     }
 }
@@ -334,6 +506,8 @@ impl fmt::Display for Notice {
                 write!(f, "SessionEnded {session:#x} ({reason})")
             }
             Notice::Disconnected { session } => write!(f, "Disconnected {session:#x}"),
+            Notice::Closing { session } => write!(f, "Closing {session:#x}"),
+            Notice::QueueDrained { queue, zxid } => write!(f, "QueueDrained {queue} at {zxid:#x}"),
             Notice::WatchAdded { key, zxid } => write!(f, "WatchAdded {key} at {zxid:#x}"),
             Notice::WatchEvent { key, zxid } => write!(f, "WatchEvent {key} zxid {zxid:#x}"),
             Notice::WatchLost { key, zxid } => write!(f, "WatchLost {key} at {zxid:#x}"),

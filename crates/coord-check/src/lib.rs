@@ -7,11 +7,16 @@
 //!                                 ├──> watches        persistent watches: ordered, gap-free
 //!                                 ├──> ephemerals     live while the session is, gone after
 //!                                 ├──> locks          no two holders at once, fences grow
-//!                                 └──> convergence    servers agree, acknowledged writes kept
+//!                                 ├──> convergence    servers agree, acknowledged writes kept
+//!                                 │    (the recipes of coord-recipes under the nemesis:)
+//!                                 ├──> recipe-locks   Lock: one live holder, fenced writes
+//!                                 ├──> election       one leader per term and at a time
+//!                                 ├──> queue          LockingQueue: each item consumed once
+//!                                 └──> 2pc            one decision, commit only on all yes
 //! ```
 //!
 //! Each checker is a module with a `check` function returning a [`Report`]; [`check_all`]
-//! runs the six in that order. Checkers never panic on a malformed history (a `Complete`
+//! runs the ten in that order. Checkers never panic on a malformed history (a `Complete`
 //! without its `Invoke`, a reused op id, an `Ok` result of the wrong kind, time going back):
 //! they fail with a "malformed history" reason that points at the offending entries, since a
 //! history the runner recorded wrongly proves nothing either way.
@@ -21,17 +26,22 @@
 #![warn(missing_docs)]
 
 pub mod convergence;
+pub mod election;
 pub mod ephemerals;
 mod fasthash;
 pub mod history;
+mod holds;
 pub mod linearizable;
 pub mod locks;
 mod ops;
+pub mod queue;
+pub mod recipe_locks;
 pub mod session_order;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
 mod tests_all;
+pub mod txn;
 pub mod watches;
 
 use history::{Entry, History};
@@ -187,7 +197,7 @@ pub(crate) struct Violation {
 }
 
 /// Runs every checker, in the order linearizable, session-order, watches, ephemerals, locks,
-/// convergence.
+/// convergence, recipe-locks, election, queue, 2pc.
 pub fn check_all(history: &History, finals: &[ServerFinal], params: &Params) -> Vec<Report> {
     let paired = ops::pair(history);
     vec![
@@ -197,5 +207,9 @@ pub fn check_all(history: &History, finals: &[ServerFinal], params: &Params) -> 
         ephemerals::check_paired(&paired, params),
         locks::check_paired(&paired),
         convergence::check_paired(&paired, finals),
+        recipe_locks::check_paired(&paired),
+        election::check_paired(&paired),
+        queue::check_paired(&paired),
+        txn::check_paired(&paired),
     ]
 }

@@ -90,6 +90,25 @@ fn result_fits(op: &Op, result: &OkResult) -> bool {
             | (Op::CreateEphemeral { .. }, OkResult::Created { .. })
             | (Op::LockAcquire { .. }, OkResult::Locked { .. })
             | (Op::LockRelease { .. }, OkResult::Released)
+            | (Op::RecipeLock { .. }, OkResult::Locked { .. })
+            | (
+                Op::RecipeUnlock { .. } | Op::Resign { .. } | Op::QueueRelease { .. },
+                OkResult::Released
+            )
+            | (Op::FencedWrite { .. }, OkResult::Written { .. })
+            | (Op::Campaign { .. }, OkResult::Leading { .. })
+            | (Op::QueuePut { .. }, OkResult::Put { .. })
+            | (
+                Op::QueueTake { .. },
+                OkResult::Taken { .. } | OkResult::Empty
+            )
+            | (Op::QueueAck { .. }, OkResult::Acked)
+            | (Op::TxnBegin { .. }, OkResult::Begun)
+            | (Op::TxnVote { .. }, OkResult::Voted)
+            | (
+                Op::TxnDecide { .. } | Op::TxnLearn { .. },
+                OkResult::Decided { .. }
+            )
     )
 }
 

@@ -1,4 +1,4 @@
-//! `check_all` as the runner calls it: the six reports in order, and no panic on any history.
+//! `check_all` as the runner calls it: the ten reports in order, and no panic on any history.
 
 use crate::history::{Entry, EntryKind, History, Notice, OkResult, Op, Outcome};
 use crate::testkit::{Builder, finals};
@@ -11,17 +11,21 @@ const PARAMS: Params = Params {
     election_bound_ms: 2_000,
 };
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 10] = [
     "linearizable",
     "session-order",
     "watches",
     "ephemerals",
     "locks",
     "convergence",
+    "recipe-locks",
+    "election",
+    "queue",
+    "2pc",
 ];
 
 #[test]
-fn check_all_reports_the_six_checkers_in_order() {
+fn check_all_reports_the_ten_checkers_in_order() {
     let mut b = Builder::new();
     b.notice(
         1,
@@ -62,6 +66,55 @@ fn check_all_reports_the_six_checkers_in_order() {
             zxid: 5,
         },
     );
+    let l = b.invoke(5, Op::RecipeLock { lock: "R".into() });
+    b.ok(5, l, OkResult::Locked { fence: 6 }, 6);
+    let c = b.invoke(
+        6,
+        Op::Campaign {
+            election: "E".into(),
+        },
+    );
+    b.ok(6, c, OkResult::Leading { term: 7 }, 7);
+    let queue = "Q".to_string();
+    let item = "i1".to_string();
+    let p = b.invoke(
+        7,
+        Op::QueuePut {
+            queue: queue.clone(),
+            item: item.clone(),
+        },
+    );
+    b.ok(
+        7,
+        p,
+        OkResult::Put {
+            name: "item-1".into(),
+        },
+        8,
+    );
+    let t = b.invoke(
+        7,
+        Op::QueueTake {
+            queue: queue.clone(),
+        },
+    );
+    let taken = OkResult::Taken {
+        item: item.clone(),
+        name: "item-1".into(),
+        claim: 9,
+    };
+    b.ok(7, t, taken, 9);
+    let a = b.invoke(
+        7,
+        Op::QueueAck {
+            queue: queue.clone(),
+            item,
+        },
+    );
+    b.ok(7, a, OkResult::Acked, 10);
+    b.notice(7, Notice::QueueDrained { queue, zxid: 10 });
+    let d = b.invoke(8, Op::TxnDecide { txn: "t".into() });
+    b.ok(8, d, OkResult::Decided { commit: false }, 11);
     let h = b.finish();
     let reports = check_all(&h, &finals(3, &[("k", "a", 1)]), &PARAMS);
     let names: Vec<&str> = reports.iter().map(|r| r.checker.as_str()).collect();
@@ -77,7 +130,7 @@ fn malformed_history_fails_every_checker_without_panicking() {
     let mut b = Builder::new();
     b.written(1, 7, 1, 3);
     let reports = check_all(&b.finish(), &[], &PARAMS);
-    assert_eq!(reports.len(), 6);
+    assert_eq!(reports.len(), NAMES.len());
     for r in &reports {
         assert!(!r.passed(), "{r:?}");
     }
@@ -91,7 +144,10 @@ fn random_op(rng: &mut ChaCha8Rng) -> Op {
     let key = pick(rng, &["k1", "k2"]).to_string();
     let value = format!("v{}", rng.random_range(0..6)).into_bytes();
     let expected_version = rng.random_range(-1..4);
-    match rng.random_range(0..7) {
+    let item = pick(rng, &["i1", "i2"]).to_string();
+    let txn = pick(rng, &["t1", "t2"]).to_string();
+    let participant = pick(rng, &["a", "b"]).to_string();
+    match rng.random_range(0..20) {
         0 => Op::Read {
             key,
             sync: rng.random(),
@@ -113,9 +169,45 @@ fn random_op(rng: &mut ChaCha8Rng) -> Op {
         5 => Op::LockAcquire {
             lock: "L".to_string(),
         },
-        _ => Op::LockRelease {
+        6 => Op::LockRelease {
             lock: "L".to_string(),
         },
+        7 => Op::RecipeLock { lock: "R".into() },
+        8 => Op::RecipeUnlock { lock: "R".into() },
+        9 => Op::FencedWrite {
+            lock: pick(rng, &["R", "E"]).to_string(),
+            fence: rng.random_range(0..12),
+        },
+        10 => Op::Campaign {
+            election: "E".into(),
+        },
+        11 => Op::Resign {
+            election: "E".into(),
+        },
+        12 => Op::QueuePut {
+            queue: "Q".into(),
+            item,
+        },
+        13 => Op::QueueTake { queue: "Q".into() },
+        14 => Op::QueueAck {
+            queue: "Q".into(),
+            item,
+        },
+        15 => Op::QueueRelease {
+            queue: "Q".into(),
+            item,
+        },
+        16 => Op::TxnBegin {
+            txn,
+            participants: vec!["a".into(), "b".into()],
+        },
+        17 => Op::TxnVote {
+            txn,
+            participant,
+            yes: rng.random(),
+        },
+        18 => Op::TxnDecide { txn },
+        _ => Op::TxnLearn { txn, participant },
     }
 }
 
@@ -123,7 +215,7 @@ fn random_outcome(rng: &mut ChaCha8Rng, op: &Op) -> Outcome {
     let zxid = rng.random_range(0..12);
     match rng.random_range(0..4) {
         0 => Outcome::Fail {
-            error: pick(rng, &["BadVersion", "NoNode"]).to_string(),
+            error: pick(rng, &["BadVersion", "NoNode", "StaleSequencer"]).to_string(),
         },
         1 => Outcome::Unknown {
             error: "Timeout".to_string(),
@@ -144,10 +236,30 @@ fn random_outcome(rng: &mut ChaCha8Rng, op: &Op) -> Outcome {
                     zxid,
                 },
                 Op::CreateEphemeral { .. } => OkResult::Created { czxid: zxid },
-                Op::LockAcquire { .. } => OkResult::Locked {
+                Op::LockAcquire { .. } | Op::RecipeLock { .. } => OkResult::Locked {
                     fence: rng.random_range(0..12),
                 },
-                Op::LockRelease { .. } => OkResult::Released,
+                Op::LockRelease { .. }
+                | Op::RecipeUnlock { .. }
+                | Op::Resign { .. }
+                | Op::QueueRelease { .. } => OkResult::Released,
+                Op::FencedWrite { .. } => OkResult::Written { version: 1, zxid },
+                Op::Campaign { .. } => OkResult::Leading {
+                    term: rng.random_range(0..12),
+                },
+                Op::QueuePut { .. } => OkResult::Put { name: "n".into() },
+                Op::QueueTake { .. } if rng.random_bool(0.2) => OkResult::Empty,
+                Op::QueueTake { .. } => OkResult::Taken {
+                    item: pick(rng, &["i1", "i2", "i3"]).to_string(),
+                    name: "n".into(),
+                    claim: rng.random_range(0..12),
+                },
+                Op::QueueAck { .. } => OkResult::Acked,
+                Op::TxnBegin { .. } => OkResult::Begun,
+                Op::TxnVote { .. } => OkResult::Voted,
+                Op::TxnDecide { .. } | Op::TxnLearn { .. } => OkResult::Decided {
+                    commit: rng.random(),
+                },
             };
             Outcome::Ok { result, zxid }
         }
@@ -157,7 +269,12 @@ fn random_outcome(rng: &mut ChaCha8Rng, op: &Op) -> Outcome {
 fn random_notice(rng: &mut ChaCha8Rng, session: u64) -> Notice {
     let key = pick(rng, &["k1", "k2"]).to_string();
     let zxid = rng.random_range(0..12);
-    match rng.random_range(0..6) {
+    match rng.random_range(0..8) {
+        6 => Notice::Closing { session },
+        7 => Notice::QueueDrained {
+            queue: "Q".into(),
+            zxid,
+        },
         0 => Notice::SessionStarted {
             session,
             timeout_ms: rng.random_range(0..u64::MAX),
@@ -270,7 +387,7 @@ fn no_history_makes_a_checker_panic() {
         let reports = std::panic::catch_unwind(|| check_all(&h, &servers, &params));
         let reports = reports
             .unwrap_or_else(|_| panic!("seed {seed} panicked on\n{}", History::render(&h.entries)));
-        assert_eq!(reports.len(), 6, "seed {seed}");
+        assert_eq!(reports.len(), NAMES.len(), "seed {seed}");
         for r in &reports {
             if let crate::Verdict::Fail { slice, .. } = &r.verdict {
                 assert!(slice.len() <= crate::MAX_SLICE, "seed {seed}: {r:?}");

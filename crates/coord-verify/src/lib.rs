@@ -7,6 +7,7 @@
 //!   coord-verify ─┬─ nemesis (seeded rounds) ──kill/pause/partition/slow disk/restart──┐
 //!                 ├─ register workers ─┐                                               v
 //!                 ├─ lock workers ─────┼─ coord-client sessions ──QUIC──> coordd × N (coord-testkit)
+//!                 ├─ recipe workers ───┤  (coord-recipes: Lock, Election, LockingQueue, 2PC)
 //!                 ├─ observer ─────────┘        │ replies (zxid), events, state changes
 //!                 │                             v
 //!                 └─ Recorder ── History ── check_all ── Reports ── summary, exit code
@@ -23,6 +24,7 @@
 
 pub mod nemesis;
 pub mod outcome;
+pub mod recipe_workers;
 pub mod record;
 pub mod run;
 pub mod schedule;

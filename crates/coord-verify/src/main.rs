@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! coord-verify [--nodes 3] [--duration 60] [--seed X] [--faults all|none|kill,pause,...]
-//!              [--workers 12] [--lock-workers 3] [--keys 8] [--session-timeout-ms 3000]
+//!              [--workers 12] [--lock-workers 3] [--recipe-workers 2] [--keys 8]
+//!              [--session-timeout-ms 3000]
 //!              [--op-timeout-ms 4000] [--history FILE] [--coordd PATH] [--keep-dir] [--no-check]
 //! coord-verify --recheck FILE        (the checkers on a run saved with --history FILE)
 //! ```
@@ -46,6 +47,11 @@ struct Args {
     /// Lock workers (all on one lock).
     #[arg(long, default_value_t = 3)]
     lock_workers: usize,
+    /// Recipe workers of each kind (coord-recipes under the nemesis): N lock workers, N
+    /// election candidates, N queue producers, N queue consumers and ceil(N/2) 2PC groups
+    /// (a coordinator and three participants). 0 disables them.
+    #[arg(long, default_value_t = 2)]
+    recipe_workers: usize,
     /// Register keys.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     keys: u64,
@@ -203,6 +209,7 @@ fn main() -> ExitCode {
         faults,
         workers: args.workers,
         lock_workers: args.lock_workers,
+        recipe_workers: args.recipe_workers,
         keys: args.keys as usize,
         coordd,
         session_timeout: Duration::from_millis(args.session_timeout_ms),

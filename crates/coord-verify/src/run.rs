@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!   start ensemble ─ wait stable ─ create /verify tree ─ spawn processes
-//!        ─ nemesis rounds for `duration` ─ stop processes ─ heal, wait stable + converged
-//!        ─ read every key on every server ─ stop ensemble ─ check_all(history, finals)
+//!        ─ nemesis rounds for `duration` ─ stop processes ─ heal, wait stable
+//!        ─ drain the recipe queue ─ wait converged ─ read every key on every server
+//!        ─ stop ensemble ─ check_all(history, finals)
 //! ```
 //!
 //! Every wait is bounded; a bound that runs out is reported as a failure of the run, never a
@@ -11,6 +12,7 @@
 //! also when the run is cancelled (Ctrl-C drops this future).
 
 use crate::nemesis::{self, FaultKind, FaultRecord, Leaderless, NemesisConfig, Schedule};
+use crate::recipe_workers;
 use crate::record::Recorder;
 use crate::workers::{self, EPH_DIR, Env, LOCK_DIR, RegisterRole, key_path};
 use coord_check::history::{EntryKind, History, Notice};
@@ -41,6 +43,10 @@ pub struct RunConfig {
     pub workers: usize,
     /// Lock workers (all on one lock).
     pub lock_workers: usize,
+    /// Recipe workers of each kind: that many recipe lock workers, election candidates,
+    /// queue producers and queue consumers, and half as many (rounded up) 2PC groups of a
+    /// coordinator and three participants. 0: none.
+    pub recipe_workers: usize,
     /// Register keys.
     pub keys: usize,
     /// The `coordd` binary.
@@ -79,6 +85,8 @@ pub struct RunResult {
     pub nemesis_error: Option<String>,
     /// Why the end phase failed (no convergence, finals not read).
     pub end_error: Option<String>,
+    /// Why the recipe queue could not be drained after the faults.
+    pub drain_error: Option<String>,
     /// Each server's final state.
     pub finals: Vec<ServerFinal>,
     /// The checkers' bounds.
@@ -100,7 +108,7 @@ pub struct RunResult {
 impl RunResult {
     /// Whether the ensemble recovered after every round and the end phase succeeded.
     pub fn recovered(&self) -> bool {
-        self.nemesis_error.is_none() && self.end_error.is_none()
+        self.nemesis_error.is_none() && self.end_error.is_none() && self.drain_error.is_none()
     }
 
     /// Whether the run passed: recovered, and every checker passed (when they ran; with
@@ -131,15 +139,22 @@ pub fn zab_election_bound() -> Duration {
 /// gives every live session a fresh timeout, so a dead session may outlive its timeout by that
 /// whole stretch. Rounds are spaced by more than the session timeout, so one stretch is all
 /// an expiry can overlap.
+///
+/// On top comes [`EXPIRY_SCAN`]: the leader looks for sessions past their timeout once per
+/// server tick, so a dead session is expired up to a tick after its timeout ran out.
 pub fn election_bound(seen: &Leaderless) -> Duration {
-    zab_election_bound().max(seen.longest + Duration::from_millis(500))
+    zab_election_bound().max(seen.longest + Duration::from_millis(500)) + EXPIRY_SCAN
 }
+
+/// The period of the leader's scan for expired sessions: the servers' `tick_ms` (coord-testkit
+/// writes `tick_ms = 500` into every server's config).
+pub const EXPIRY_SCAN: Duration = Duration::from_millis(500);
 
 const STABLE_BOUND: Duration = Duration::from_secs(60);
 const RECOVERY_BOUND: Duration = Duration::from_secs(30);
 
-/// Creates `/verify`, the keys (empty data, version 0), `/verify/eph` and the lock's parent,
-/// retrying for up to 30 s.
+/// Creates `/verify`, the keys (empty data, version 0), `/verify/eph`, the lock's parent and
+/// the recipes' nodes, retrying for up to 30 s.
 async fn setup_tree(cluster: &Cluster, keys: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut paths = vec![
@@ -150,6 +165,7 @@ async fn setup_tree(cluster: &Cluster, keys: usize) -> Result<(), String> {
         format!("{LOCK_DIR}/{LOCK_NAME}"),
     ];
     paths.extend((0..keys).map(|k| key_path(&k.to_string())));
+    paths.extend(recipe_workers::setup_paths());
     let mut last = String::new();
     while Instant::now() < deadline {
         let cfg = cluster
@@ -229,6 +245,16 @@ async fn read_values(
     ))
 }
 
+/// Heals every fault and waits for a stable ensemble.
+async fn heal(cluster: &mut Cluster) -> Result<(), String> {
+    tokio::task::block_in_place(|| cluster.heal_all()).map_err(|e| format!("heal: {e}"))?;
+    cluster.try_wait_stable(STABLE_BOUND).await.map(|_| ())
+}
+
+/// How long draining the recipe queue may take: the claims of consumers whose sessions
+/// were not closed go with their expiry.
+const DRAIN_BOUND: Duration = Duration::from_secs(30);
+
 /// Heals, waits for a stable and converged ensemble, and reads every server's final state.
 async fn finals(cluster: &mut Cluster, keys: usize) -> Result<Vec<ServerFinal>, String> {
     let crashed: Vec<String> = cluster
@@ -239,8 +265,7 @@ async fn finals(cluster: &mut Cluster, keys: usize) -> Result<Vec<ServerFinal>, 
     if !crashed.is_empty() {
         return Err(crashed.join("; "));
     }
-    tokio::task::block_in_place(|| cluster.heal_all()).map_err(|e| format!("heal: {e}"))?;
-    cluster.try_wait_stable(STABLE_BOUND).await?;
+    heal(cluster).await?;
     cluster.try_wait_converged(STABLE_BOUND).await?;
     let mut values = Vec::new();
     for i in 0..cluster.len() {
@@ -360,6 +385,24 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         )));
         process += 1;
     }
+    for _ in 0..cfg.recipe_workers {
+        let e = env.clone();
+        tasks.push(tokio::spawn(recipe_workers::recipe_lock_worker(e, process)));
+        tasks.push(tokio::spawn(recipe_workers::election_worker(
+            env.clone(),
+            process + 1,
+        )));
+        let e = env.clone();
+        tasks.push(tokio::spawn(recipe_workers::queue_producer(e, process + 2)));
+        let e = env.clone();
+        tasks.push(tokio::spawn(recipe_workers::queue_consumer(e, process + 3)));
+        process += 4;
+    }
+    for group in 0..cfg.recipe_workers.div_ceil(2) {
+        let e = env.clone();
+        tasks.push(tokio::spawn(recipe_workers::txn_group(e, process, group)));
+        process += 1 + recipe_workers::PARTICIPANTS.len() as u32;
+    }
     tasks.push(tokio::spawn(workers::observer(env.clone(), process)));
     let setup = t0.elapsed();
 
@@ -401,6 +444,31 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         }
     }
     let cut_short = rec.close_open("the process was stopped at the end of the run");
+    let drain_error = if cfg.recipe_workers > 0 {
+        // A fresh stop flag: the drainer runs after every other process stopped.
+        let drain_env = Arc::new(Env {
+            cfg: env.cfg.clone(),
+            rec: rec.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            keys: env.keys,
+            op_timeout: env.op_timeout,
+            lock_timeout: env.lock_timeout,
+            seed: env.seed,
+        });
+        let drained = match heal(&mut cluster).await {
+            Ok(()) => recipe_workers::drain(drain_env, process + 1, DRAIN_BOUND).await,
+            Err(e) => Err(e),
+        };
+        match drained {
+            Ok(n) => {
+                tracing::info!("the recipe queue was drained ({n} items taken)");
+                None
+            }
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
     let finals_result = finals(&mut cluster, cfg.keys).await;
     let (finals, end_error) = match finals_result {
         Ok(f) => (f, None),
@@ -432,6 +500,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         faults,
         nemesis_error,
         end_error,
+        drain_error,
         finals,
         params,
         leaderless,

@@ -209,6 +209,16 @@ impl Session {
         self.desynced
     }
 
+    /// The process this session belongs to.
+    pub fn process(&self) -> ProcessId {
+        self.inbox.process
+    }
+
+    /// The bound on one operation this session was opened with.
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
     /// Disconnections seen so far.
     pub fn disconnects(&self) -> u64 {
         self.disconnects.load(Ordering::Relaxed)
@@ -261,6 +271,27 @@ impl Session {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        let (value, ok_outcome) = self
+            .run_op_judged(timeout, op, call, |v: &T| Ok(ok(v)))
+            .await;
+        value.filter(|_| ok_outcome)
+    }
+
+    /// Like [`Session::run_op_within`], for a call whose success may still mean "not done":
+    /// `judge(value)` gives the `Ok` result, or the error of a `Fail` (an acquire that timed
+    /// out and left nothing behind). Returns the call's value whenever it succeeded, and
+    /// whether the operation was recorded as `Ok`.
+    pub async fn run_op_judged<T, F, Fut>(
+        &mut self,
+        timeout: Duration,
+        op: Op,
+        call: F,
+        judge: impl FnOnce(&T) -> Result<OkResult, String>,
+    ) -> (Option<T>, bool)
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         self.inbox.flush();
         let (rec, process, session) = (&self.inbox.rec, self.inbox.process, self.id);
         let op_id = rec.invoke(process, session, op);
@@ -269,9 +300,9 @@ impl Session {
         inbox.settle(|zxid| {
             let (outcome, value) = match (result, zxid) {
                 (Ok(v), Some(zxid)) => (
-                    Outcome::Ok {
-                        result: ok(&v),
-                        zxid,
+                    match judge(&v) {
+                        Ok(result) => Outcome::Ok { result, zxid },
+                        Err(error) => Outcome::Fail { error },
                     },
                     Some(v),
                 ),
@@ -284,8 +315,9 @@ impl Session {
                 ),
                 (Err(o), _) => (o, None),
             };
+            let ok = matches!(outcome, Outcome::Ok { .. });
             inbox.rec.complete(process, session, op_id, outcome);
-            value
+            (value, ok)
         })
     }
 
@@ -331,10 +363,14 @@ impl Session {
         self.inbox.rec.notice(self.inbox.process, self.id, notice);
     }
 
-    /// Ends the session: closes it unless it expired (bounded), lets the monitor finish, and
-    /// records the remaining events and then `SessionEnded` with `reason` (the monitor's
-    /// `expired` if the session expired first).
+    /// Ends the session: records `Closing` (unless it is over already), closes it unless it
+    /// expired (bounded), lets the monitor finish, and records the remaining events and then
+    /// `SessionEnded` with `reason` (the monitor's `expired` if the session expired first).
     pub async fn end(mut self, reason: &str) {
+        if self.client.state().is_alive() && !self.inbox.ended.load(Ordering::Relaxed) {
+            // From here on the process acts on nothing the session holds.
+            self.notice(Notice::Closing { session: self.id });
+        }
         if self.client.state() != SessionState::Expired {
             let _ = tokio::time::timeout(END_BOUND, self.client.close()).await;
         }

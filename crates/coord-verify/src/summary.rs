@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Operation types, in the order the table lists them.
-pub const OP_TYPES: [&str; 8] = [
+pub const OP_TYPES: [&str; 21] = [
     "read",
     "read+sync",
     "write",
@@ -18,6 +18,19 @@ pub const OP_TYPES: [&str; 8] = [
     "create-eph",
     "lock-acquire",
     "lock-release",
+    "rlock-acquire",
+    "rlock-release",
+    "fenced-write",
+    "campaign",
+    "resign",
+    "queue-put",
+    "queue-take",
+    "queue-ack",
+    "queue-release",
+    "txn-begin",
+    "txn-vote",
+    "txn-decide",
+    "txn-learn",
 ];
 
 /// The table name of an operation.
@@ -31,6 +44,19 @@ pub fn op_type(op: &Op) -> &'static str {
         Op::CreateEphemeral { .. } => "create-eph",
         Op::LockAcquire { .. } => "lock-acquire",
         Op::LockRelease { .. } => "lock-release",
+        Op::RecipeLock { .. } => "rlock-acquire",
+        Op::RecipeUnlock { .. } => "rlock-release",
+        Op::FencedWrite { .. } => "fenced-write",
+        Op::Campaign { .. } => "campaign",
+        Op::Resign { .. } => "resign",
+        Op::QueuePut { .. } => "queue-put",
+        Op::QueueTake { .. } => "queue-take",
+        Op::QueueAck { .. } => "queue-ack",
+        Op::QueueRelease { .. } => "queue-release",
+        Op::TxnBegin { .. } => "txn-begin",
+        Op::TxnVote { .. } => "txn-vote",
+        Op::TxnDecide { .. } => "txn-decide",
+        Op::TxnLearn { .. } => "txn-learn",
     }
 }
 
@@ -71,12 +97,14 @@ pub fn replay_command(cfg: &RunConfig) -> String {
     };
     format!(
         "coord-verify --nodes {} --duration {} --seed {} --faults {faults} --workers {} \
-         --lock-workers {} --keys {} --session-timeout-ms {} --op-timeout-ms {}",
+         --lock-workers {} --recipe-workers {} --keys {} --session-timeout-ms {} \
+         --op-timeout-ms {}",
         cfg.nodes,
         cfg.duration.as_secs(),
         cfg.seed,
         cfg.workers,
         cfg.lock_workers,
+        cfg.recipe_workers,
         cfg.keys,
         cfg.session_timeout.as_millis(),
         cfg.op_timeout.as_millis()
@@ -110,6 +138,78 @@ pub fn render_reports(reports: &[Report]) -> String {
     out
 }
 
+/// What the recipe workers did: holds, fenced writes, leaders, items, transactions.
+pub fn render_recipes(history: &History, drained: u64) -> String {
+    use coord_check::history::OkResult;
+    use std::collections::{BTreeSet, HashMap};
+    let mut ops: HashMap<u64, &Op> = HashMap::new();
+    let (mut holds, mut fenced_ok, mut refused, mut leaders) = (0u64, 0u64, 0u64, 0u64);
+    let mut terms = BTreeSet::new();
+    let (mut put, mut consumed) = (0u64, 0u64);
+    let mut takes: HashMap<&str, u64> = HashMap::new();
+    let mut decided: BTreeMap<&str, bool> = BTreeMap::new();
+    for e in &history.entries {
+        match &e.kind {
+            EntryKind::Invoke { op_id, op } => {
+                ops.insert(*op_id, op);
+            }
+            EntryKind::Complete { op_id, outcome } => {
+                let Some(op) = ops.get(op_id) else { continue };
+                match (op, outcome) {
+                    (Op::RecipeLock { .. }, Outcome::Ok { .. }) => holds += 1,
+                    (Op::FencedWrite { .. }, Outcome::Ok { .. }) => fenced_ok += 1,
+                    (Op::FencedWrite { .. }, Outcome::Fail { error })
+                        if error == "StaleSequencer" =>
+                    {
+                        refused += 1
+                    }
+                    (
+                        Op::Campaign { .. },
+                        Outcome::Ok {
+                            result: OkResult::Leading { term },
+                            ..
+                        },
+                    ) => {
+                        leaders += 1;
+                        terms.insert(*term);
+                    }
+                    (Op::QueuePut { .. }, Outcome::Ok { .. }) => put += 1,
+                    (
+                        Op::QueueTake { .. },
+                        Outcome::Ok {
+                            result: OkResult::Taken { item, .. },
+                            ..
+                        },
+                    ) => *takes.entry(item).or_default() += 1,
+                    (Op::QueueAck { .. }, Outcome::Ok { .. }) => consumed += 1,
+                    (
+                        Op::TxnDecide { txn } | Op::TxnLearn { txn, .. },
+                        Outcome::Ok {
+                            result: OkResult::Decided { commit },
+                            ..
+                        },
+                    ) => {
+                        decided.insert(txn, *commit);
+                    }
+                    _ => {}
+                }
+            }
+            EntryKind::Notice(_) => {}
+        }
+    }
+    let redelivered = takes.values().filter(|&&n| n > 1).count();
+    let commits = decided.values().filter(|&&c| c).count();
+    format!(
+        "\nrecipes: {holds} lock holds, {fenced_ok} fenced writes accepted, {refused} stale \
+         fenced writes refused; {leaders} leaders in {} terms; {put} items put, {consumed} \
+         consumed, {redelivered} delivered more than once, drained {drained}; {} txns decided \
+         ({commits} commit, {} abort)\n",
+        terms.len(),
+        decided.len(),
+        decided.len() - commits
+    )
+}
+
 /// Renders the summary of a run.
 pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
     let mut out = String::new();
@@ -124,23 +224,26 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
     };
     let _ = writeln!(
         out,
-        "coord-verify: {} nodes, {} s, seed {}, faults {faults}, {} workers + {} lock workers + 1 observer, {} keys",
+        "coord-verify: {} nodes, {} s, seed {}, faults {faults}, {} workers + {} lock workers + {} \
+         recipe workers of each kind + 1 observer, {} keys",
         cfg.nodes,
         cfg.duration.as_secs(),
         cfg.seed,
         cfg.workers,
         cfg.lock_workers,
+        cfg.recipe_workers,
         cfg.keys
     );
     let _ = writeln!(
         out,
         "session timeout {} ms, election bound {} ms (ZAB timing {} ms; longest of {} stretches \
-         without a leader {:.1} s), op timeout {} ms",
+         without a leader {:.1} s; expiry scan {} ms), op timeout {} ms",
         r.params.session_timeout_ms,
         r.params.election_bound_ms,
         crate::run::zab_election_bound().as_millis(),
         r.leaderless.stretches,
         r.leaderless.longest.as_secs_f64(),
+        crate::run::EXPIRY_SCAN.as_millis(),
         cfg.op_timeout.as_millis()
     );
 
@@ -192,6 +295,7 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
     let mut started = 0;
     let mut ended: BTreeMap<String, u64> = BTreeMap::new();
     let (mut disconnects, mut watches, mut events, mut lost, mut seen) = (0, 0, 0, 0, 0);
+    let (mut closing, mut drained) = (0, 0);
     for e in &r.history.entries {
         if let EntryKind::Notice(n) = &e.kind {
             match n {
@@ -204,19 +308,28 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
                 Notice::WatchEvent { .. } => events += 1,
                 Notice::WatchLost { .. } => lost += 1,
                 Notice::EphemeralsSeen { .. } => seen += 1,
+                Notice::Closing { .. } => closing += 1,
+                Notice::QueueDrained { .. } => drained += 1,
             }
         }
     }
     let ended_text: Vec<String> = ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
         out,
-        "\nsessions: {started} started, ended: {}; {disconnects} disconnects; {watches} watches added, {events} watch events, {lost} watches given up by a server that could not replay a gap; {seen} ephemeral observations",
+        "\nsessions: {started} started ({closing} closed by their process), ended: {}; {disconnects} disconnects; {watches} watches added, {events} watch events, {lost} watches given up by a server that could not replay a gap; {seen} ephemeral observations",
         if ended_text.is_empty() {
             "none".to_string()
         } else {
             ended_text.join(", ")
         }
     );
+
+    if cfg.recipe_workers > 0 {
+        out.push_str(&render_recipes(&r.history, drained));
+        if let Some(e) = &r.drain_error {
+            let _ = writeln!(out, "  the queue drain FAILED: {e}");
+        }
+    }
 
     // Faults.
     let _ = writeln!(out, "\nfaults ({} rounds):", r.faults.len());

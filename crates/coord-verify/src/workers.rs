@@ -43,11 +43,11 @@ pub struct Env {
 }
 
 impl Env {
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn rng(&self, process: ProcessId) -> ChaCha8Rng {
+    pub(crate) fn rng(&self, process: ProcessId) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(self.seed ^ (u64::from(process) + 1).wrapping_mul(0x9e37_79b9))
     }
 }
@@ -58,7 +58,7 @@ pub fn key_path(key: &str) -> String {
 }
 
 /// Sleeps `d`, waking early when the run stops.
-async fn pause(env: &Env, d: Duration) {
+pub(crate) async fn pause(env: &Env, d: Duration) {
     let step = Duration::from_millis(100);
     let mut left = d;
     while !left.is_zero() && !env.stopped() {
@@ -69,7 +69,11 @@ async fn pause(env: &Env, d: Duration) {
 }
 
 /// Opens a session, retrying until one is accepted or the run stops.
-async fn open_session(env: &Env, process: ProcessId, rng: &mut ChaCha8Rng) -> Option<Session> {
+pub(crate) async fn open_session(
+    env: &Env,
+    process: ProcessId,
+    rng: &mut ChaCha8Rng,
+) -> Option<Session> {
     while !env.stopped() {
         match Session::open(env.cfg.clone(), process, env.rec.clone(), env.op_timeout).await {
             Ok(s) => return Some(s),
@@ -94,7 +98,7 @@ async fn create_ephemeral(s: &mut Session, name: String) {
 }
 
 /// Why a session was ended by its process.
-fn end_reason(s: &Session) -> &'static str {
+pub(crate) fn end_reason(s: &Session) -> &'static str {
     if s.desynced() { "abandoned" } else { "closed" }
 }
 

@@ -1,6 +1,8 @@
 //! The short verification run of the README's test command: 3 nodes, every fault, a fixed
-//! seed, about 105 s. It must pass, and its summary must show faults of every kind and
-//! operations of every outcome. Needs root (network namespaces for partitions).
+//! seed, about 105 s. It must pass, and its summary must show faults of every kind,
+//! operations of every outcome, and the recipe workers (coord-recipes' lock, election,
+//! queue and 2PC) doing real work, judged by their checkers. Needs root (network
+//! namespaces for partitions).
 
 mod common;
 use std::process::Command;
@@ -17,7 +19,8 @@ fn count_after(summary: &str, name: &str) -> Option<u64> {
 fn a_short_run_under_every_fault_passes() {
     let coordd = common::coordd();
     // The server by environment rather than flag keeps "coordd" out of the verifier's own
-    // command line (a `pkill -f coordd` elsewhere on the box then spares it).
+    // command line (a `pkill -f coordd` elsewhere on the box then spares it). The recipe
+    // workers are in the default mix (`--recipe-workers 2`).
     let out = Command::new(common::verify_bin())
         .args(["--nodes", "3", "--duration", "90", "--seed", "20261122"])
         .args(["--faults", "all"])
@@ -61,6 +64,37 @@ fn a_short_run_under_every_fault_passes() {
         all[0],
         all[1],
         all[2]
+    );
+    // The recipe workers did real work (the ok column of their rows): locks held, leaders
+    // elected, items consumed, transactions decided, fenced writes accepted.
+    for row in [
+        "rlock-acquire",
+        "fenced-write",
+        "campaign",
+        "queue-put",
+        "queue-ack",
+        "txn-decide",
+        "txn-learn",
+    ] {
+        let ok = count_after(&stdout, row);
+        assert!(
+            ok.is_some_and(|n| n > 0),
+            "no successful {row} operation\n{context}"
+        );
+    }
+    // Every recipe checker judged something and passed.
+    for checker in ["recipe-locks", "election", "queue", "2pc"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(checker));
+        assert!(
+            line.is_some_and(|l| l.contains("PASS") && !l.contains("(0 checked)")),
+            "checker {checker}: {line:?}\n{context}"
+        );
+    }
+    assert!(
+        stdout.contains("drained 1"),
+        "the queue was not drained\n{context}"
     );
     assert!(stdout.contains("result: PASS"), "{context}");
 }

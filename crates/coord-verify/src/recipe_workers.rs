@@ -161,12 +161,68 @@ async fn act_while_held(
     still_connected(s, held_from)
 }
 
-/// Takes `/verify/recipes/lock/rl0` with [`Lock`], does fenced writes while holding, and
-/// releases; now and then closes its session while holding instead, or tries its sequencer
-/// after the release (it must be refused). Until the run stops.
-pub async fn recipe_lock_worker(env: Arc<Env>, process: ProcessId) {
+/// A recipe whose holder does fenced writes while it holds: [`Lock`] or [`Election`].
+#[derive(Clone)]
+enum Holder {
+    Lock(Lock),
+    Election(Election),
+}
+
+impl Holder {
+    /// Acquires (campaigns) for up to `wait`: the fence (generation or term) and the
+    /// sequencer when it holds.
+    async fn take(&self, wait: Duration) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        Ok(match self {
+            Holder::Lock(l) => l
+                .acquire(Some(wait))
+                .await?
+                .then(|| l.generation().zip(l.sequencer()))
+                .flatten(),
+            Holder::Election(e) => e
+                .campaign(Some(wait))
+                .await?
+                .then(|| e.term().zip(e.sequencer()))
+                .flatten(),
+        })
+    }
+
+    /// Releases (resigns).
+    async fn give_up(&self) -> Result<(), Error> {
+        match self {
+            Holder::Lock(l) => l.release().await,
+            Holder::Election(e) => e.resign().await,
+        }
+    }
+}
+
+/// How one kind of holder worker behaves: what it records and how long it holds, how often
+/// it dies holding, and whether it tests its sequencer after the release.
+struct HolderRole {
+    /// The recipe instance (`rl0`, `e0`): the name in the history and the fenced register.
+    name: &'static str,
+    /// Makes the recipe for a new session.
+    make: fn(Client, &str, ProcessId) -> Result<Holder, Error>,
+    /// Its directory.
+    dir: String,
+    take_op: fn(String) -> Op,
+    taken: fn(u64) -> OkResult,
+    not_taken: &'static str,
+    release_op: fn(String) -> Op,
+    /// How long it holds (ms).
+    hold_ms: std::ops::Range<u64>,
+    /// One holder in this many dies holding (closes its session).
+    dies_one_in: u32,
+    /// The pause after a release (ms).
+    pause_ms: std::ops::Range<u64>,
+    /// Tries its sequencer once more where it must be refused: after one release in three,
+    /// and from its next session when its session did not survive the hold.
+    refused_after: bool,
+}
+
+/// Takes the role's recipe, does fenced writes while holding and releases; now and then
+/// closes its session while holding instead. Until the run stops.
+async fn holder_worker(env: Arc<Env>, process: ProcessId, role: HolderRole) {
     let mut rng = env.rng(process);
-    let dir = lock_dir(RECIPE_LOCK);
     let mut written = 0u64;
     // A hold lost in jeopardy whose session did not survive: tried again from the next one.
     let mut stale: Option<(u64, Vec<u8>)> = None;
@@ -174,33 +230,29 @@ pub async fn recipe_lock_worker(env: Arc<Env>, process: ProcessId) {
         if let Some((fence, seq)) = stale.take() {
             written += 1;
             let data = format!("p{process}-{written}");
-            fenced_write(&mut s, RECIPE_LOCK, fence, seq, data).await;
+            fenced_write(&mut s, role.name, fence, seq, data).await;
         }
-        let lock = match Lock::new(s.client.clone(), &dir) {
-            Ok(l) => l,
+        let holder = match (role.make)(s.client.clone(), &role.dir, process) {
+            Ok(h) => h,
             Err(e) => {
-                tracing::error!("process {process}: no lock at {dir}: {e}");
+                tracing::error!("process {process}: no {} at {}: {e}", role.name, role.dir);
                 s.end("closed").await;
                 return;
             }
         };
         let mut reason = "closed";
         while !env.stopped() && s.usable() {
-            let l = lock.clone();
+            let h = holder.clone();
             let wait = env.op_timeout * 2;
+            let (taken, not_taken) = (role.taken, role.not_taken);
             let (got, _) = s
                 .run_op_judged(
                     env.lock_timeout,
-                    Op::RecipeLock {
-                        lock: RECIPE_LOCK.to_string(),
-                    },
-                    move |_: Client| async move {
-                        let held = l.acquire(Some(wait)).await?;
-                        Ok(held.then(|| l.generation().zip(l.sequencer())).flatten())
-                    },
+                    (role.take_op)(role.name.to_string()),
+                    move |_: Client| async move { h.take(wait).await },
                     |held: &Option<(u64, Vec<u8>)>| match held {
-                        Some((fence, _)) => Ok(OkResult::Locked { fence: *fence }),
-                        None => Err("NotAcquired".to_string()),
+                        Some((fence, _)) => Ok(taken(*fence)),
+                        None => Err(not_taken.to_string()),
                     },
                 )
                 .await;
@@ -212,128 +264,88 @@ pub async fn recipe_lock_worker(env: Arc<Env>, process: ProcessId) {
                 pause(&env, ms(&mut rng, 0..200)).await;
                 continue;
             };
-            let hold = ms(&mut rng, 50..400);
+            let hold = ms(&mut rng, role.hold_ms.clone());
             let held = act_while_held(
                 &env,
                 &mut s,
                 &mut rng,
-                RECIPE_LOCK,
+                role.name,
                 (fence, &seq),
                 hold,
                 &mut written,
             )
             .await;
-            if held && rng.random_ratio(1, 20) {
-                // Dies holding the lock: the close frees it for the next waiter.
+            if held && rng.random_ratio(1, role.dies_one_in) {
+                // Dies holding: the close frees it for the next waiter or candidate.
                 s.end("closed").await;
                 continue 'sessions;
             }
-            let l = lock.clone();
+            let h = holder.clone();
             let released = s
                 .run_op(
-                    Op::RecipeUnlock {
-                        lock: RECIPE_LOCK.to_string(),
-                    },
-                    move |_: Client| async move { l.release().await },
+                    (role.release_op)(role.name.to_string()),
+                    move |_: Client| async move { h.give_up().await },
                     |_| OkResult::Released,
                 )
                 .await;
-            if released.is_some() && rng.random_ratio(1, 3) {
+            if role.refused_after && released.is_some() && rng.random_ratio(1, 3) {
                 written += 1;
                 let data = format!("p{process}-{written}");
-                fenced_write(&mut s, RECIPE_LOCK, fence, seq.clone(), data).await;
+                fenced_write(&mut s, role.name, fence, seq.clone(), data).await;
             }
             if !s.usable() {
-                if !held {
+                if role.refused_after && !held {
                     stale = Some((fence, seq));
                 }
                 reason = end_reason(&s);
                 break;
             }
-            pause(&env, ms(&mut rng, 0..150)).await;
+            pause(&env, ms(&mut rng, role.pause_ms.clone())).await;
         }
         s.end(reason).await;
     }
+}
+
+/// Takes `/verify/recipes/lock/rl0` with [`Lock`], does fenced writes while holding, and
+/// releases; now and then closes its session while holding instead, or tries its sequencer
+/// after the release (it must be refused). Until the run stops.
+pub async fn recipe_lock_worker(env: Arc<Env>, process: ProcessId) {
+    let role = HolderRole {
+        name: RECIPE_LOCK,
+        make: |c, dir, _| Lock::new(c, dir).map(Holder::Lock),
+        dir: lock_dir(RECIPE_LOCK),
+        take_op: |lock| Op::RecipeLock { lock },
+        taken: |fence| OkResult::Locked { fence },
+        not_taken: "NotAcquired",
+        release_op: |lock| Op::RecipeUnlock { lock },
+        hold_ms: 50..400,
+        dies_one_in: 20,
+        pause_ms: 0..150,
+        refused_after: true,
+    };
+    holder_worker(env, process, role).await;
 }
 
 /// Campaigns in `/verify/recipes/election/e0` with [`Election`]; while leading, does fenced
 /// writes with the leader's sequencer, then resigns, or now and then closes its session
 /// while leading (the next candidate takes over). Until the run stops.
 pub async fn election_worker(env: Arc<Env>, process: ProcessId) {
-    let mut rng = env.rng(process);
-    let dir = election_dir(ELECTION);
-    let mut written = 0u64;
-    'sessions: while let Some(mut s) = open_session(&env, process, &mut rng).await {
-        let value = format!("p{process}");
-        let election = match Election::new(s.client.clone(), &dir, value.as_bytes()) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!("process {process}: no election at {dir}: {e}");
-                s.end("closed").await;
-                return;
-            }
-        };
-        let mut reason = "closed";
-        while !env.stopped() && s.usable() {
-            let e = election.clone();
-            let wait = env.op_timeout * 2;
-            let (got, _) = s
-                .run_op_judged(
-                    env.lock_timeout,
-                    Op::Campaign {
-                        election: ELECTION.to_string(),
-                    },
-                    move |_: Client| async move {
-                        let leading = e.campaign(Some(wait)).await?;
-                        Ok(leading.then(|| e.term().zip(e.sequencer())).flatten())
-                    },
-                    |led: &Option<(u64, Vec<u8>)>| match led {
-                        Some((term, _)) => Ok(OkResult::Leading { term: *term }),
-                        None => Err("NotElected".to_string()),
-                    },
-                )
-                .await;
-            let Some(got) = got else {
-                reason = end_reason(&s);
-                break;
-            };
-            let Some((term, seq)) = got else {
-                pause(&env, ms(&mut rng, 0..200)).await;
-                continue;
-            };
-            let lead = ms(&mut rng, 100..600);
-            let held = act_while_held(
-                &env,
-                &mut s,
-                &mut rng,
-                ELECTION,
-                (term, &seq),
-                lead,
-                &mut written,
-            )
-            .await;
-            if held && rng.random_ratio(1, 8) {
-                // Loses its session while leading.
-                s.end("closed").await;
-                continue 'sessions;
-            }
-            let e = election.clone();
-            s.run_op(
-                Op::Resign {
-                    election: ELECTION.to_string(),
-                },
-                move |_: Client| async move { e.resign().await },
-                |_| OkResult::Released,
-            )
-            .await;
-            if !s.usable() {
-                reason = end_reason(&s);
-                break;
-            }
-            pause(&env, ms(&mut rng, 0..300)).await;
-        }
-        s.end(reason).await;
-    }
+    let role = HolderRole {
+        name: ELECTION,
+        make: |c, dir, process| {
+            Election::new(c, dir, format!("p{process}").as_bytes()).map(Holder::Election)
+        },
+        dir: election_dir(ELECTION),
+        take_op: |election| Op::Campaign { election },
+        taken: |term| OkResult::Leading { term },
+        not_taken: "NotElected",
+        release_op: |election| Op::Resign { election },
+        hold_ms: 100..600,
+        dies_one_in: 8,
+        pause_ms: 0..300,
+        refused_after: false,
+    };
+    holder_worker(env, process, role).await;
 }
 
 /// Puts unique items `p<process>-<n>` on `/verify/recipes/queue/q0`. A put whose reply was

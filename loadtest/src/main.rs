@@ -38,6 +38,9 @@ pub enum ReadModeArg {
     Linearizable,
     /// `sync` then the read: ZooKeeper's way to read after the latest writes (both targets).
     Sync,
+    /// Coord only: through the client cache (Chubby's; never staler than a linearizable
+    /// read): a hit costs no round trip while the lease lasts.
+    Cached,
 }
 
 /// What the load tasks do.

@@ -49,16 +49,21 @@ async fn connect_all(plan: &Plan, n: u32) -> Result<Vec<Conn>, String> {
         .collect()
         .await;
     let mut conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
-    if plan.args.read_mode == crate::ReadModeArg::Linearizable {
+    let mode = match plan.args.read_mode {
+        crate::ReadModeArg::Linearizable => Some(coord_client::ReadMode::Linearizable),
+        crate::ReadModeArg::Cached => Some(coord_client::ReadMode::Cached),
+        _ => None,
+    };
+    if let Some(mode) = mode {
         for c in &mut conns {
             match c {
-                Conn::Coord(client) => {
-                    *client = client.with_read_mode(coord_client::ReadMode::Linearizable)
-                }
+                Conn::Coord(client) => *client = client.with_read_mode(mode),
                 Conn::Zk(_) => {
-                    return Err(
-                        "--read-mode linearizable is for Coord; use sync for ZooKeeper".into(),
-                    );
+                    return Err(format!(
+                        "--read-mode {:?} is for Coord; use sync for ZooKeeper",
+                        plan.args.read_mode
+                    )
+                    .to_lowercase());
                 }
             }
         }

@@ -61,7 +61,14 @@
 #define COORD_CREATE_LOCK 8
 
 // Read flag: the read is linearizable (sees every write acknowledged before it was sent).
+// Never from the cache, even on a handle connected with `coord_options.cache`.
 #define COORD_READ_LINEARIZABLE 1
+
+// Read flag: the read is served from the session's cache while the server-granted lease of
+// its entry lasts (about 0.9 s), else fetched linearizably and cached; never staler than
+// `COORD_READ_LINEARIZABLE`. What 0 means on a handle connected with `coord_options.cache`.
+// Not together with `COORD_READ_LINEARIZABLE`.
+#define COORD_READ_CACHED 2
 
 // The `version` argument meaning "any version".
 #define COORD_ANY_VERSION -1
@@ -315,11 +322,27 @@ typedef struct coord_options {
   uint32_t connect_timeout_ms;
   // Accept read-only servers.
   bool read_only;
+  // Serve reads from the session's cache (Chubby's): `coord_exists`, `coord_get` and
+  // `coord_children` (and their async forms) with `read_flags` 0 read as with
+  // `COORD_READ_CACHED`. Never staler than a linearizable read; see `coord_cache_stats`.
+  // A read-only server refuses cached reads that miss (`COORD_ENOTREADONLY`).
+  bool cache;
   // Session-event callback (NULL: none), called on the callback thread.
   coord_session_cb session_cb;
   // Passed to `session_cb`.
   void *session_ctx;
 } coord_options;
+
+// A session's cache counts (`coord_cache_stats`), since the session began.
+typedef struct coord_cache_info {
+  // Reads served from the cache, with no round trip.
+  uint64_t hits;
+  // Cacheable reads that went to the server (a fence and the read).
+  uint64_t misses;
+  // Invalidations the servers sent this session (each before a write to a node it had
+  // cached was applied).
+  uint64_t invalidations;
+} coord_cache_info;
 
 // One server's view of the ensemble (`coord_server_status`).
 typedef struct coord_server_info {
@@ -537,6 +560,15 @@ enum coord_rc coord_close(struct coord_client *c);
 // call; a handle argument is NULL or one that was returned and not yet freed or closed.
 uint64_t coord_session_id(const struct coord_client *c);
 
+// Fills `*out` with the session's cache counts (all 0 unless it read with the cache:
+// `coord_options.cache` or `COORD_READ_CACHED`). `COORD_EBADARGUMENTS` if `c` or `out` is
+// NULL.
+//
+// # Safety
+// Every pointer argument is NULL or valid as described above for the duration of the
+// call; a handle argument is NULL or one that was returned and not yet freed or closed.
+enum coord_rc coord_cache_stats(const struct coord_client *c, struct coord_cache_info *out);
+
 // Asks the server at `server` (`host:port`) for its status without opening a session
 // (answers while the ensemble has no quorum); `ca_path` NULL: `COORD_CA`. Fills `*out`.
 //
@@ -629,7 +661,9 @@ enum coord_rc coord_create(const struct coord_client *c,
 enum coord_rc coord_delete(const struct coord_client *c, const char *path, int32_t version);
 
 // Fills `*stat_out` (may be NULL) if the node exists; `COORD_ENONODE` if it does not.
-// `read_flags`: 0 or `COORD_READ_LINEARIZABLE`.
+// `read_flags`: 0 (the handle's mode: served by the connected server, or from the cache
+// when connected with `coord_options.cache`), `COORD_READ_LINEARIZABLE` or
+// `COORD_READ_CACHED`; the same for `coord_get`, `coord_children` and the async forms.
 //
 // # Safety
 // Every pointer argument is NULL or valid as described above for the duration of the

@@ -4,7 +4,7 @@
 
 use crate::ffi::*;
 use crate::multi::{coord_op_result, op_result};
-use crate::ops::COORD_READ_LINEARIZABLE;
+use crate::ops::{COORD_READ_CACHED, COORD_READ_LINEARIZABLE};
 use ::coord_client as cc;
 use cc::{EventType, ReadMode};
 use crossbeam_channel::{Receiver, Sender};
@@ -97,6 +97,11 @@ pub struct coord_options {
     pub connect_timeout_ms: u32,
     /// Accept read-only servers.
     pub read_only: bool,
+    /// Serve reads from the session's cache (Chubby's): `coord_exists`, `coord_get` and
+    /// `coord_children` (and their async forms) with `read_flags` 0 read as with
+    /// `COORD_READ_CACHED`. Never staler than a linearizable read; see `coord_cache_stats`.
+    /// A read-only server refuses cached reads that miss (`COORD_ENOTREADONLY`).
+    pub cache: bool,
     /// Session-event callback (NULL: none), called on the callback thread.
     pub session_cb: coord_session_cb,
     /// Passed to `session_cb`.
@@ -177,6 +182,7 @@ impl Inner {
         match flags {
             0 => Ok(self.client.clone()),
             COORD_READ_LINEARIZABLE => Ok(self.client.with_read_mode(ReadMode::Linearizable)),
+            COORD_READ_CACHED => Ok(self.client.with_read_mode(ReadMode::Cached)),
             _ => Err(coord_rc::COORD_EBADARGUMENTS),
         }
     }
@@ -475,7 +481,7 @@ pub unsafe extern "C" fn coord_connect(
             if o.connect_timeout_ms > 0 {
                 cfg = cfg.connect_timeout(Duration::from_millis(o.connect_timeout_ms.into()));
             }
-            cfg = cfg.read_only(o.read_only);
+            cfg = cfg.read_only(o.read_only).cache(o.cache);
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -565,6 +571,47 @@ pub unsafe extern "C" fn coord_session_id(c: *const coord_client) -> u64 {
         handle(c).map(|i| i.client.session_id()).unwrap_or(0)
     }))
     .unwrap_or(0)
+}
+
+/// A session's cache counts (`coord_cache_stats`), since the session began.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct coord_cache_info {
+    /// Reads served from the cache, with no round trip.
+    pub hits: u64,
+    /// Cacheable reads that went to the server (a fence and the read).
+    pub misses: u64,
+    /// Invalidations the servers sent this session (each before a write to a node it had
+    /// cached was applied).
+    pub invalidations: u64,
+}
+
+/// Fills `*out` with the session's cache counts (all 0 unless it read with the cache:
+/// `coord_options.cache` or `COORD_READ_CACHED`). `COORD_EBADARGUMENTS` if `c` or `out` is
+/// NULL.
+///
+/// # Safety
+/// Every pointer argument is NULL or valid as described above for the duration of the
+/// call; a handle argument is NULL or one that was returned and not yet freed or closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn coord_cache_stats(
+    c: *const coord_client,
+    out: *mut coord_cache_info,
+) -> coord_rc {
+    guard(|| {
+        let h = handle(c)?;
+        out_ok(out)?;
+        let s = h.client.cache_stats();
+        put(
+            out,
+            coord_cache_info {
+                hits: s.hits,
+                misses: s.misses,
+                invalidations: s.invalidations,
+            },
+        );
+        Ok(())
+    })
 }
 
 /// One server's view of the ensemble (`coord_server_status`).

@@ -18,7 +18,13 @@ pub const COORD_CREATE_CONTAINER: c_int = 4;
 /// Create flag: a lock node (ephemeral, with Chubby's lock-delay given in `ttl_ms`; 0 = 1 s).
 pub const COORD_CREATE_LOCK: c_int = 8;
 /// Read flag: the read is linearizable (sees every write acknowledged before it was sent).
+/// Never from the cache, even on a handle connected with `coord_options.cache`.
 pub const COORD_READ_LINEARIZABLE: c_int = 1;
+/// Read flag: the read is served from the session's cache while the server-granted lease of
+/// its entry lasts (about 0.9 s), else fetched linearizably and cached; never staler than
+/// `COORD_READ_LINEARIZABLE`. What 0 means on a handle connected with `coord_options.cache`.
+/// Not together with `COORD_READ_LINEARIZABLE`.
+pub const COORD_READ_CACHED: c_int = 2;
 /// The `version` argument meaning "any version".
 pub const COORD_ANY_VERSION: i32 = -1;
 
@@ -107,7 +113,9 @@ pub unsafe extern "C" fn coord_delete(
 }
 
 /// Fills `*stat_out` (may be NULL) if the node exists; `COORD_ENONODE` if it does not.
-/// `read_flags`: 0 or `COORD_READ_LINEARIZABLE`.
+/// `read_flags`: 0 (the handle's mode: served by the connected server, or from the cache
+/// when connected with `coord_options.cache`), `COORD_READ_LINEARIZABLE` or
+/// `COORD_READ_CACHED`; the same for `coord_get`, `coord_children` and the async forms.
 ///
 /// # Safety
 /// Every pointer argument is NULL or valid as described above for the duration of the

@@ -699,6 +699,11 @@ struct NativeClient {
 }
 
 impl NativeClient {
+    /// The handle a read (`exists`, `get`, `get_children`) goes through: the session's
+    /// default handle, whose mode is `Cached` for a `cache=True` client (a read without a
+    /// watch is then served from the cache; one with a watch is linearizable) and `Local`
+    /// otherwise; `Linearizable` when asked, whatever the default (a linearizable read never
+    /// comes from the cache).
     fn reader(&self, linearizable: bool) -> Client {
         if linearizable {
             self.client.with_read_mode(ReadMode::Linearizable)
@@ -708,9 +713,10 @@ impl NativeClient {
     }
 }
 
-/// Connects a session; returns a `Pending` resolving to a `NativeClient`.
+/// Connects a session; returns a `Pending` resolving to a `NativeClient`. With `cache`, the
+/// session's default handle reads in `ReadMode::Cached` (`ClientConfig::cache`).
 #[pyfunction]
-#[pyo3(signature = (servers, ca, session_timeout, connect_timeout, read_only, grace_period=None))]
+#[pyo3(signature = (servers, ca, session_timeout, connect_timeout, read_only, grace_period=None, cache=false))]
 fn connect(
     servers: &str,
     ca: &str,
@@ -718,6 +724,7 @@ fn connect(
     connect_timeout: f64,
     read_only: bool,
     grace_period: Option<f64>,
+    cache: bool,
 ) -> PyResult<PendingClient> {
     let mut cfg = match ClientConfig::new(servers, ca) {
         Ok(c) => c,
@@ -726,7 +733,8 @@ fn connect(
     cfg = cfg
         .session_timeout(duration("session_timeout", session_timeout)?)
         .connect_timeout(duration("timeout", connect_timeout)?)
-        .read_only(read_only);
+        .read_only(read_only)
+        .cache(cache);
     if let Some(g) = grace_period {
         cfg = cfg.grace_period(duration("grace_period", g)?);
     }
@@ -803,6 +811,20 @@ impl NativeClient {
     #[getter]
     fn last_zxid(&self) -> u64 {
         self.client.last_zxid()
+    }
+
+    /// Whether plain reads go through the client cache (the client was made with `cache`).
+    #[getter]
+    fn cached(&self) -> bool {
+        self.client.read_mode() == ReadMode::Cached
+    }
+
+    /// This session's cache counts `(hits, misses, invalidations)`: reads served from the
+    /// cache, cacheable reads that went to the server, invalidations received. All zero for
+    /// a session without the cache.
+    fn cache_stats(&self) -> (u64, u64, u64) {
+        let s = self.client.cache_stats();
+        (s.hits, s.misses, s.invalidations)
     }
 
     #[pyo3(signature = (path, value, acl, ephemeral, sequence, container=false, ttl=None, lock_delay=None))]

@@ -33,10 +33,16 @@ PROGRAM = textwrap.dedent('''
                 c.create("/x")
             except coord.NodeExistsError as e:
                 code: str = e.code
+        with coord.Client(cache=True) as cached:
+            cached.get("/x")
+            stats: coord.CacheStats = cached.cache_stats()
+            hits: int = stats.hits + stats.misses + stats.invalidations
+            on: bool = cached.cache
 
 
     async def asynchronous() -> None:
-        async with coord.aio.Client() as c:
+        async with coord.aio.Client(cache=True) as c:
+            invalidations: int = c.cache_stats().invalidations
             data, stat, watch = await c.get_w("/x")
             async for event in watch:
                 kind: str = event.type

@@ -129,6 +129,15 @@ pub enum ReadMode {
     /// fence arrived; reads waiting together share one confirmation. Costs one round trip
     /// from the connected server to the leader and from the leader to a quorum, no disk write.
     Linearizable,
+    /// From this session's cache (Chubby's), with no round trip while an entry's lease lasts;
+    /// never staler than a [`ReadMode::Linearizable`] read. `exists`, `get_data` and
+    /// `get_children` without a watch are cached: a miss is a `CacheFence` (a linearizable
+    /// fence that registers the node with the leader for a lease, a third of the session
+    /// timeout at most) and the read, pipelined. The leader makes every server wait, before
+    /// applying a write to a cached node, until this session dropped the entry or its lease
+    /// ran out. Other reads, and reads with a watch, are linearizable. The cache is dropped on
+    /// `Jeopardy` and `LeaderFailedOver`; a read-only connection refuses it (`NotReadOnly`).
+    Cached,
 }
 
 impl std::fmt::Debug for Client {
@@ -144,11 +153,21 @@ impl Client {
     /// Connects a new session to one of `cfg.servers`, trying them in random order until one
     /// accepts or `cfg.connect_timeout` has passed.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
+        let read_mode = if cfg.cache {
+            ReadMode::Cached
+        } else {
+            ReadMode::Local
+        };
         let (shared, cmds) = session::connect(cfg).await?;
         Ok(Client {
             inner: Arc::new(Inner { cmds, shared }),
-            read_mode: ReadMode::Local,
+            read_mode,
         })
+    }
+
+    /// This session's cache counts (reads served from it, misses, invalidations).
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        self.inner.shared.cache.stats()
     }
 
     /// A handle to the same session whose reads (exists, get_data, get_children, get_acl,
@@ -257,9 +276,15 @@ impl Client {
         if !shared.state.borrow().is_alive() {
             return Err(shared.ended_error());
         }
+        if self.read_mode == ReadMode::Cached
+            && let Some((kind, path)) = crate::cache::key(&request)
+        {
+            let path = path.to_string();
+            return self.cached_call(kind, path, request).await;
+        }
         // A linearizable read is a fence and the read, pipelined: the session's FIFO order
         // holds the read until the fence is answered, so it costs no extra round trip.
-        let fence = if self.read_mode == ReadMode::Linearizable && is_read(&request) {
+        let fence = if self.read_mode != ReadMode::Local && is_read(&request) {
             Some(self.send(Request::ReadIndex, None)?)
         } else {
             None
@@ -269,6 +294,40 @@ impl Client {
             fence.await.map_err(|_| shared.ended_error())??;
         }
         rx.await.map_err(|_| shared.ended_error())?
+    }
+
+    /// A cacheable read in [`ReadMode::Cached`]: from the cache, or a `CacheFence` and the
+    /// read, pipelined, whose answer is cached for the lease the fence granted.
+    async fn cached_call(
+        &self,
+        kind: crate::cache::Kind,
+        path: String,
+        request: Request,
+    ) -> Result<Response, Error> {
+        let shared = &self.inner.shared;
+        let cache = &shared.cache;
+        if let Some(hit) = cache.get(kind, &path, tokio::time::Instant::now()) {
+            return Ok(hit);
+        }
+        // Registered before the fence leaves: an invalidation that overtakes the answer
+        // spoils it.
+        let ticket = cache.begin(&path);
+        let sent = tokio::time::Instant::now();
+        let fence = self.send(Request::CacheFence { path }, None)?;
+        let rx = self.send(request, None)?;
+        let lease = fence.await.map_err(|_| shared.ended_error())??;
+        let response = rx.await.map_err(|_| shared.ended_error())??;
+        if let Response::CacheLease { lease_ms } = lease
+            && lease_ms > 0
+        {
+            cache.finish(
+                ticket,
+                kind,
+                &response,
+                sent + crate::cache::usable(lease_ms),
+            );
+        }
+        Ok(response)
     }
 
     fn send(

@@ -48,6 +48,9 @@ pub struct ClientConfig {
     /// created by a read-only server is local to it: the move starts a new session (a new
     /// [`crate::Client::session_id`]; watches are registered again on it).
     pub read_only: bool,
+    /// Serve reads from a client cache (Chubby's): handles of [`crate::Client::connect`]
+    /// read in [`crate::ReadMode::Cached`]. Off by default.
+    pub cache: bool,
     /// How long after its local view of the session timeout the client keeps trying to
     /// resume a disconnected session before it declares it expired (Chubby's grace period;
     /// default 45 s). A server saying `SessionExpired` ends it at once.
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_frame", &self.max_frame)
             .field("transport", &self.transport)
             .field("read_only", &self.read_only)
+            .field("cache", &self.cache)
             .field("grace_period", &self.grace_period)
             .field("request_timeout", &self.request_timeout)
             .finish()
@@ -104,6 +108,7 @@ impl ClientConfig {
             max_frame: DEFAULT_MAX_FRAME,
             transport: None,
             read_only: false,
+            cache: false,
             grace_period: DEFAULT_GRACE_PERIOD,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         })
@@ -150,6 +155,12 @@ impl ClientConfig {
     /// Accept read-only servers (see [`ClientConfig::read_only`]).
     pub fn read_only(mut self, on: bool) -> ClientConfig {
         self.read_only = on;
+        self
+    }
+
+    /// Read through the client cache by default (see [`ClientConfig::cache`]).
+    pub fn cache(mut self, on: bool) -> ClientConfig {
+        self.cache = on;
         self
     }
 
@@ -291,6 +302,7 @@ mod tests {
             max_frame: DEFAULT_MAX_FRAME,
             transport: None,
             read_only: false,
+            cache: false,
             grace_period: DEFAULT_GRACE_PERIOD,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         };

@@ -190,6 +190,7 @@ pub(crate) fn is_idempotent(request: &Request) -> bool {
             | Request::MultiRead { .. }
             | Request::CheckSequencer { .. }
             | Request::ReadIndex
+            | Request::CacheFence { .. }
             | Request::Sync { .. }
     )
 }
@@ -584,6 +585,20 @@ impl Driver {
                     if std::panic::catch_unwind(call).is_err() {
                         tracing::error!("the default watcher panicked; event dropped");
                     }
+                }
+                None
+            }
+            ServerFrame::Invalidate { zxid, paths } => {
+                // Dropped, then acknowledged at once: the write waits on every server for
+                // this ack, not behind this session's requests.
+                self.shared.cache.invalidate(&paths);
+                let ack = ClientFrame::InvalidateAck { zxid };
+                match frame::encode(&ack) {
+                    Ok(bytes) => {
+                        live.batch.extend_from_slice(&bytes);
+                        live.flush();
+                    }
+                    Err(e) => tracing::error!("cannot encode an invalidation ack: {e}"),
                 }
                 None
             }

@@ -227,6 +227,7 @@ pub(crate) fn frame_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Reply { .. } => "Reply frame",
         ServerFrame::Event(_) => "Event frame",
         ServerFrame::Closing { .. } => "Closing frame",
+        ServerFrame::Invalidate { .. } => "Invalidate frame",
         ServerFrame::Status(_) => "Status frame",
     }
 }

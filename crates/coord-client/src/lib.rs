@@ -38,13 +38,15 @@
 //!   `Safe`, `Expired`, `LeaderFailedOver` (once per leader change, after the watches were
 //!   re-registered), ...;
 //! - [`ReadMode::Linearizable`] reads see every write acknowledged before they were sent, on
-//!   any server; sequencers ([`Sequencer`], [`Client::check_sequencer`],
+//!   any server; [`ReadMode::Cached`] reads (Chubby's cache, [`ClientConfig::cache`]) are
+//!   never staler than that, and most cost no round trip; sequencers ([`Sequencer`], [`Client::check_sequencer`],
 //!   `MultiOp::CheckSequencer`) fence a lock holder's writes;
 //! - nothing the server sends can make the client panic: a malformed frame drops the
 //!   connection and the client reconnects.
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod cache;
 mod client;
 pub mod config;
 mod conn;
@@ -56,6 +58,7 @@ mod tls;
 mod transport;
 mod watches;
 
+pub use cache::CacheStats;
 pub use client::{Client, PersistentWatch, ReadMode, SessionEvents, Watch};
 pub use config::ClientConfig;
 pub use coord_proto::{

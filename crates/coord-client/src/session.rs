@@ -232,11 +232,23 @@ pub(crate) struct Shared {
     pub(crate) listeners: Mutex<Listeners>,
     /// Whether the current connection is to a server in read-only mode.
     pub(crate) read_only: AtomicBool,
+    /// The client cache of [`crate::ReadMode::Cached`] reads.
+    pub(crate) cache: crate::cache::Cache,
 }
 
 impl Shared {
     /// Hands `event` to every subscriber; after a final event the subscriptions end.
     pub(crate) fn emit(&self, event: SessionEvent) {
+        if matches!(
+            event,
+            SessionEvent::Jeopardy
+                | SessionEvent::LeaderFailedOver
+                | SessionEvent::Expired
+                | SessionEvent::Closed
+        ) {
+            // Chubby: the cache does not outlive a doubt about the session or its leader.
+            self.cache.clear();
+        }
         let mut l = self.listeners.lock();
         if l.ended.is_some() {
             // Nothing follows the final event (a bug if it happened; harmless to drop).
@@ -379,6 +391,7 @@ fn spawn_driver(
         reply_observer: Mutex::new(None),
         listeners: Mutex::new(Listeners::default()),
         read_only: AtomicBool::new(link.response.read_only),
+        cache: Default::default(),
     });
     let (tx, cmds) = mpsc::unbounded_channel();
     let driver = Driver::new(cfg, connector, shared.clone(), cmds);
@@ -482,6 +495,7 @@ mod tests {
             reply_observer: Mutex::new(None),
             listeners: Mutex::new(Listeners::default()),
             read_only: AtomicBool::new(false),
+            cache: Default::default(),
         }
     }
 

@@ -284,6 +284,16 @@ pub enum Request {
         /// The encoded sequencer.
         sequencer: Vec<u8>,
     },
+    /// A [`Request::ReadIndex`] fence that also registers `path` in the session's client
+    /// cache (Chubby's cache): until the lease in the reply runs out, a write that changes
+    /// the node's data, Stat or children is applied by no server before this session has
+    /// acknowledged the [`ServerFrame::Invalidate`] for it (or the lease ran out). Replies
+    /// [`Response::CacheLease`] once the fence is passed; a lease of 0 means "do not cache"
+    /// (caching is off on the server).
+    CacheFence {
+        /// The node whose reads the client is about to cache.
+        path: String,
+    },
 }
 
 impl Request {
@@ -428,6 +438,12 @@ pub enum Response {
         /// The sequencer names a lock that is held right now.
         valid: bool,
     },
+    /// The answer to [`Request::CacheFence`]: how long, from when the client sent the fence,
+    /// it may serve the node's reads from its cache (0: not at all).
+    CacheLease {
+        /// The lease in ms.
+        lease_ms: u32,
+    },
 }
 
 /// The body of a reply.
@@ -488,6 +504,12 @@ pub enum ClientFrame {
         /// The request.
         request: Request,
     },
+    /// The answer to [`ServerFrame::Invalidate`] `zxid`: the client dropped those entries.
+    /// Sent as soon as the invalidation is read, never queued behind the session's requests.
+    InvalidateAck {
+        /// The invalidation's zxid.
+        zxid: u64,
+    },
 }
 
 /// A frame from server to client.
@@ -516,6 +538,15 @@ pub enum ServerFrame {
     Event(WatchedEvent),
     /// The answer to [`ClientFrame::Status`].
     Status(ServerStatus),
+    /// Drop these nodes from the client cache (every node when `paths` is empty), then
+    /// answer [`ClientFrame::InvalidateAck`]: the write `zxid` is applied by no server until
+    /// then (or until the lease of the cached entries ran out).
+    Invalidate {
+        /// The write's zxid.
+        zxid: u64,
+        /// The nodes it changes.
+        paths: Vec<String>,
+    },
     /// The server is closing the session stream (expired, moved, bad frame, shutdown).
     Closing {
         /// Why.

@@ -28,6 +28,9 @@ pub enum AppMessage {
     ReadIndex {
         /// The asker's id for this request.
         id: u64,
+        /// Client-cache registrations riding on this read: (session, path, lease ms),
+        /// registered together with the commit point the read is confirmed at.
+        cache: Vec<(u64, String, u32)>,
     },
     /// Leader → follower/observer: the answer to `ReadIndex`: the confirmed zxid, or none
     /// when the leader could not confirm that it still leads.
@@ -36,5 +39,28 @@ pub enum AppMessage {
         id: u64,
         /// The zxid to apply before serving the reads.
         zxid: Option<u64>,
+    },
+    /// Leader → every server, before the ZAB Commit of `zxid`: apply nothing from `zxid` on
+    /// until [`AppMessage::CacheRelease`] (or `lease_ms` from now), and tell these sessions
+    /// to drop these nodes (empty: every node).
+    CacheInvalidate {
+        /// The write's zxid.
+        zxid: u64,
+        /// The longest lease left among the registrations it waits for.
+        lease_ms: u32,
+        /// (session, paths).
+        targets: Vec<(u64, Vec<String>)>,
+    },
+    /// Leader → every server: invalidation `zxid` ended.
+    CacheRelease {
+        /// The write's zxid.
+        zxid: u64,
+    },
+    /// Follower/observer → leader: `session` dropped what invalidation `zxid` named.
+    CacheAck {
+        /// The session.
+        session: u64,
+        /// The invalidation's zxid.
+        zxid: u64,
     },
 }

@@ -61,6 +61,15 @@ pub struct Config {
     /// read-write. Off by default: a read-only session may read state older than writes
     /// the majority side acknowledged.
     pub read_only_mode: bool,
+    /// The client-cache lease in ms (Chubby's cache; clients opt in with
+    /// `ClientConfig::cache`): how long a session may serve a node's reads from its own cache
+    /// after a `CacheFence`, at most a third of its session timeout. A write to a cached node
+    /// is applied by no server until every caching session dropped it or its lease ran out,
+    /// and a server accepts no session for one lease after it starts serving under a new
+    /// leader (leases a former leader granted run out first). 0 turns caching off (no
+    /// lease granted, no wait); otherwise 100..=10000. Every server of an ensemble must use
+    /// the same value.
+    pub cache_lease_ms: u64,
     /// Frames (mostly watch events) queued for a client that is not reading before its stream
     /// is reset; the session survives and may resume on a new connection.
     pub max_queued_frames_per_session: usize,
@@ -154,6 +163,7 @@ impl Default for Config {
             max_outstanding_per_session: 1000,
             max_sessions_per_ip: 0,
             read_only_mode: false,
+            cache_lease_ms: 1000,
             max_queued_frames_per_session: 100_000,
             snapshot_every_txns: 100_000,
             snapshots_keep: 3,
@@ -241,6 +251,15 @@ impl Config {
                 ));
             }
         }
+        if self.cache_lease_ms != 0 && !crate::cache::LEASE_RANGE_MS.contains(&self.cache_lease_ms)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "cache_lease_ms {} must be 0 (caching off) or in {}..={}",
+                self.cache_lease_ms,
+                crate::cache::LEASE_RANGE_MS.start(),
+                crate::cache::LEASE_RANGE_MS.end()
+            )));
+        }
         if self.snapshots_keep == 0 {
             return Err(ConfigError::Invalid(
                 "snapshots_keep must be at least 1".into(),
@@ -317,6 +336,23 @@ mod tests {
         assert_eq!(c.negotiate_timeout(1), 200);
         assert_eq!(c.negotiate_timeout(1500), 1500);
         assert_eq!(c.negotiate_timeout(1_000_000), 2000);
+    }
+
+    #[test]
+    fn cache_lease_is_off_or_within_its_bounds() {
+        for ok in [
+            "cache_lease_ms = 0",
+            "cache_lease_ms = 100",
+            "cache_lease_ms = 10000",
+        ] {
+            Config::from_toml(ok, Path::new("x")).unwrap();
+        }
+        for bad in ["cache_lease_ms = 99", "cache_lease_ms = 10001"] {
+            match Config::from_toml(bad, Path::new("x")) {
+                Err(ConfigError::Invalid(m)) => assert!(m.contains("cache_lease_ms"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

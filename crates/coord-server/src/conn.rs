@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::outbox::{OutboxReceiver, Recv, outbox};
 use crate::sessions::{Clock, SessionTable};
 use crate::store::{
-    Attach, AttachReadOnly, ClientRequest, CreateSession, Detach, Outbox, PendingConnect, Store,
+    Attach, AttachReadOnly, CacheAcked, ClientRequest, CreateSession, Detach, Outbox,
+    PendingConnect, Store,
 };
 use actix::Addr;
 use coord_proto::io::{FrameIoError, read_frame};
@@ -352,6 +353,14 @@ async fn handle_stream(
         liveness.touch(ctx.clock.now_ms());
         let (xid, request) = match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Request { xid, request }) => (xid, request),
+            // Out of band: never behind the session's requests or their permits.
+            Ok(ClientFrame::InvalidateAck { zxid }) => {
+                ctx.store.do_send(CacheAcked {
+                    session: session_id,
+                    zxid,
+                });
+                continue;
+            }
             Ok(ClientFrame::Connect(_) | ClientFrame::Status) => {
                 break Some((
                     ErrorCode::MarshallingError,

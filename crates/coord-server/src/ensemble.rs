@@ -148,6 +148,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             table.clone(),
             role.clone(),
             Duration::from_millis(config.zab.tick_ms),
+            config.members.iter().map(|m| m.id).filter(|id| *id != config.id).collect(),
         );
         let replica = replica_ctx.run(replica);
 
@@ -172,11 +173,20 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             log: LogHandle::Replica(worker.clone()),
             applied: applied.clone(),
             read_barrier: Some(replica.clone().recipient()),
+            cache_acks: Some(replica.clone().recipient()),
         })
         .start();
         store.do_send(SetLeading(false));
         let sessions =
-            SessionManager::new(table.clone(), clock, Duration::from_millis(config.tick_ms), store.clone()).start();
+            SessionManager::new(
+            table.clone(),
+            clock,
+            Duration::from_millis(config.tick_ms),
+            store.clone(),
+            config.cache_lease_ms,
+        )
+        .expiring(false)
+        .start();
         sessions.do_send(SetExpiring(false));
         replica.do_send(Wire { store: store.clone(), sessions, disk: worker });
 

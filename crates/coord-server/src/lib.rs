@@ -27,6 +27,7 @@
 // rkyv's derive emits undocumented helper structs for enum variants with fields.
 #[allow(missing_docs)]
 pub mod app_msg;
+pub mod cache;
 pub mod config;
 pub mod conn;
 pub mod ensemble;

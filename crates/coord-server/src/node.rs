@@ -238,6 +238,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             log: log.clone(),
             applied: applied.clone(),
             read_barrier: None,
+            cache_acks: None,
         })
         .start();
         proposer.do_send(SetStore(store.clone()));
@@ -246,6 +247,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             clock,
             Duration::from_millis(config.tick_ms),
             store.clone(),
+            config.cache_lease_ms,
         )
         .start();
 

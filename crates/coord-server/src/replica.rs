@@ -17,21 +17,23 @@
 //! Followers forward client writes to the leader over the same FIFO link that carries the
 //! leader's proposals, and match the commits to their waiting requests by (session, xid).
 
+use crate::cache::{CacheRegistry, Invalidation, Touched};
 use crate::conn::RoleInfo;
 use crate::peer::{PeerEvent, PeerNet, SendTo};
 use crate::persist::{DiskOp, PersistWorker};
 use crate::proposer::Propose;
 use crate::sessions::{Clock, SessionManager, SessionTable, SetExpiring};
 use crate::store::{
-    Committed, DropAllSessions, InstallSnapshot, ReadBarrier, ReadIndexDone, Rejected, SetEpoch,
-    SetLeading, SetServing, Store, TakeSnapshot,
+    CacheAcked, CacheInvalidate, CacheRelease, Committed, DropAllSessions, InstallSnapshot,
+    NewTerm, ReadBarrier, ReadIndexDone, Rejected, SetEpoch, SetLeading, SetServing, Store,
+    TakeSnapshot,
 };
 use actix::prelude::*;
 use coord_proto::ErrorCode;
 use coord_tree::Txn;
 use coord_zab::{Action, PersistToken, Role, Status, StorageOp, Zab, ZabMessage};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +65,10 @@ pub struct DiskFailed(pub String);
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Wake;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CacheWake;
 
 /// Wiring set after start (the actors are created in a cycle).
 #[derive(Message)]
@@ -97,6 +103,13 @@ pub struct Replica {
     next_read: u64,
     /// Read rounds of this server's Store forwarded to the leader (learner).
     remote_reads: BTreeSet<u64>,
+    /// The other servers of the ensemble (observers included).
+    others: Vec<u64>,
+    /// Leader: which sessions cache which nodes, pending invalidations.
+    cache: CacheRegistry,
+    /// Leader: what the txns proposed and not yet committed may change in a cache.
+    proposed: BTreeMap<u64, Touched>,
+    cache_timer: Option<(u64, SpawnHandle)>,
 }
 
 /// Who is waiting for a linearizable-read confirmation.
@@ -117,6 +130,7 @@ impl Replica {
         table: SessionTable,
         role: Rc<RefCell<RoleInfo>>,
         tick: Duration,
+        others: Vec<u64>,
     ) -> Self {
         Replica {
             zab,
@@ -134,7 +148,77 @@ impl Replica {
             reads: HashMap::new(),
             next_read: 0,
             remote_reads: BTreeSet::new(),
+            others,
+            cache: CacheRegistry::default(),
+            proposed: BTreeMap::new(),
+            cache_timer: None,
         }
+    }
+
+    /// Before any server learns that the txns up to `upto` committed: the invalidations
+    /// they need, to every server (ahead of the Commit on each FIFO peer link) and to this
+    /// server's Store (ahead of the `Committed`).
+    fn invalidate_upto(&mut self, upto: u64) {
+        if self.proposed.is_empty() || *self.proposed.keys().next().unwrap_or(&u64::MAX) > upto {
+            return;
+        }
+        let later = self.proposed.split_off(&(upto + 1));
+        let now = self.clock.now_ms();
+        for (zxid, touched) in std::mem::replace(&mut self.proposed, later) {
+            if let Some(inv) = self.cache.invalidate(now, zxid, &touched) {
+                self.broadcast_invalidation(inv);
+            }
+        }
+    }
+
+    fn broadcast_invalidation(&self, inv: Invalidation) {
+        let msg = AppMessage::CacheInvalidate {
+            zxid: inv.zxid,
+            lease_ms: inv.lease_ms,
+            targets: inv.targets.clone(),
+        };
+        for &peer in &self.others {
+            self.send_app(peer, &msg);
+        }
+        if let Some(store) = &self.store {
+            store.do_send(CacheInvalidate(inv));
+        }
+    }
+
+    fn broadcast_release(&self, zxid: u64) {
+        for &peer in &self.others {
+            self.send_app(peer, &AppMessage::CacheRelease { zxid });
+        }
+        if let Some(store) = &self.store {
+            store.do_send(CacheRelease(zxid));
+        }
+    }
+
+    fn cache_acked(&mut self, session: u64, zxid: u64) {
+        if self.cache.acked(session, zxid) {
+            self.broadcast_release(zxid);
+        }
+    }
+
+    fn register_cache(&mut self, entries: Vec<(u64, String, u32)>) {
+        let now = self.clock.now_ms();
+        for (session, path, lease) in entries {
+            self.cache.register(now, session, &path, lease);
+        }
+    }
+
+    fn arm_cache_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(at) = self.cache.next_deadline() else {
+            return;
+        };
+        if self.cache_timer.as_ref().is_some_and(|(t, _)| *t <= at) {
+            return;
+        }
+        if let Some((_, h)) = self.cache_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let wait = Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
+        self.cache_timer = Some((at, ctx.notify_later(CacheWake, wait)));
     }
 
     fn send_app(&self, to: u64, msg: &AppMessage) {
@@ -154,6 +238,15 @@ impl Replica {
             return;
         }
         while let Some(action) = self.zab.poll_action() {
+            // Invalidations leave before the first news of their commit, to anyone.
+            match &action {
+                Action::Send {
+                    msg: ZabMessage::Commit { zxid } | ZabMessage::Inform { zxid, .. },
+                    ..
+                }
+                | Action::Commit { zxid, .. } => self.invalidate_upto(zxid.0),
+                _ => {}
+            }
             match action {
                 Action::Send { to, msg } => {
                     self.peers.do_send(SendTo {
@@ -200,6 +293,7 @@ impl Replica {
             let wait = Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
             self.timer = Some(ctx.notify_later(Wake, wait));
         }
+        self.arm_cache_timer(ctx);
     }
 
     /// Hands a ZAB read confirmation (or failure) to whoever asked.
@@ -287,6 +381,13 @@ impl Replica {
             for round in std::mem::take(&mut self.remote_reads) {
                 self.read_done(round, None);
             }
+            // A new term: registrations and invalidations of the last one end (the Store
+            // accepts no session for one lease, so leases granted in it run out first).
+            self.cache.clear();
+            self.proposed.clear();
+            if let Some(store) = &self.store {
+                store.do_send(NewTerm);
+            }
         }
         self.serving = serve.then_some(key);
         let leading = serve && status.role == Role::Leading;
@@ -317,10 +418,15 @@ impl Replica {
         let mut txn = txn;
         // The leader's clock stamps ctime/mtime and TTLs.
         txn.time_ms = crate::wall_ms();
-        self.zab
+        let touched = crate::cache::touched(&txn.body);
+        let zxid = self
+            .zab
             .propose(now, txn.encode())
-            .map(|_| ())
-            .map_err(|_| ErrorCode::NotServing)
+            .map_err(|_| ErrorCode::NotServing)?;
+        if touched != Touched::Nothing {
+            self.proposed.insert(zxid.0, touched);
+        }
+        Ok(())
     }
 
     fn on_app(&mut self, from: u64, msg: AppMessage) {
@@ -338,11 +444,32 @@ impl Replica {
                     store.do_send(Rejected { txn, code });
                 }
             }
-            AppMessage::ReadIndex { id } => {
-                if !self.register_read(ReadOrigin::Remote(from, id)) {
+            AppMessage::ReadIndex { id, cache } => {
+                if self.register_read(ReadOrigin::Remote(from, id)) {
+                    self.register_cache(cache);
+                } else {
                     self.send_app(from, &AppMessage::ReadIndexReply { id, zxid: None });
                 }
             }
+            AppMessage::CacheInvalidate {
+                zxid,
+                lease_ms,
+                targets,
+            } => {
+                if let Some(store) = &self.store {
+                    store.do_send(CacheInvalidate(Invalidation {
+                        zxid,
+                        lease_ms,
+                        targets,
+                    }));
+                }
+            }
+            AppMessage::CacheRelease { zxid } => {
+                if let Some(store) = &self.store {
+                    store.do_send(CacheRelease(zxid));
+                }
+            }
+            AppMessage::CacheAck { session, zxid } => self.cache_acked(session, zxid),
             AppMessage::ReadIndexReply { id, zxid } => {
                 if self.remote_reads.remove(&id) {
                     self.read_done(id, zxid.map(coord_zab::Zxid));
@@ -363,6 +490,10 @@ impl Replica {
     /// server refreshes what `coord status` shows (followers in sync change without a role
     /// change).
     fn report_liveness(&mut self) {
+        let now = self.clock.now_ms();
+        for zxid in self.cache.expire(now) {
+            self.broadcast_release(zxid);
+        }
         let status = self.zab.status();
         self.role.borrow_mut().synced_followers = status.synced_followers.clone();
         if status.role == Role::Following
@@ -457,12 +588,20 @@ impl Handler<ReadBarrier> for Replica {
         if !status.established {
             self.read_done(round, None);
         } else if status.role == Role::Leading {
-            if !self.register_read(ReadOrigin::Local(round)) {
+            if self.register_read(ReadOrigin::Local(round)) {
+                self.register_cache(msg.cache);
+            } else {
                 self.read_done(round, None);
             }
         } else if let Some(leader) = status.leader {
             self.remote_reads.insert(round);
-            self.send_app(leader, &AppMessage::ReadIndex { id: round });
+            self.send_app(
+                leader,
+                &AppMessage::ReadIndex {
+                    id: round,
+                    cache: msg.cache,
+                },
+            );
         } else {
             self.read_done(round, None);
         }
@@ -499,6 +638,37 @@ impl Handler<Propose> for Replica {
             );
         } else {
             refused(&self.store, msg.txn);
+        }
+        self.drain(ctx);
+    }
+}
+
+impl Handler<CacheWake> for Replica {
+    type Result = ();
+    fn handle(&mut self, _: CacheWake, ctx: &mut Self::Context) {
+        self.cache_timer = None;
+        let now = self.clock.now_ms();
+        for zxid in self.cache.expire(now) {
+            self.broadcast_release(zxid);
+        }
+        self.arm_cache_timer(ctx);
+    }
+}
+
+impl Handler<CacheAcked> for Replica {
+    type Result = ();
+    fn handle(&mut self, msg: CacheAcked, ctx: &mut Self::Context) {
+        let status = self.zab.status();
+        if status.role == Role::Leading {
+            self.cache_acked(msg.session, msg.zxid);
+        } else if let Some(leader) = status.leader {
+            self.send_app(
+                leader,
+                &AppMessage::CacheAck {
+                    session: msg.session,
+                    zxid: msg.zxid,
+                },
+            );
         }
         self.drain(ctx);
     }

@@ -135,18 +135,36 @@ pub struct SessionManager {
     clock: Clock,
     tick: Duration,
     store: Addr<Store>,
+    /// How long the Store accepts no session after this server starts serving (the client
+    /// cache lease): fresh timeouts count from its end, so no session expires for want of a
+    /// chance to resume.
+    grace_ms: u64,
 }
 
 impl SessionManager {
-    /// A manager scanning `table` every `tick`.
-    pub fn new(table: SessionTable, clock: Clock, tick: Duration, store: Addr<Store>) -> Self {
+    /// A manager scanning `table` every `tick`; timeouts restart `grace_ms` after it starts
+    /// expiring.
+    pub fn new(
+        table: SessionTable,
+        clock: Clock,
+        tick: Duration,
+        store: Addr<Store>,
+        grace_ms: u64,
+    ) -> Self {
         SessionManager {
             expiring: true,
             table,
             clock,
             tick,
             store,
+            grace_ms,
         }
+    }
+
+    /// Starts expiring (a single server) or not (an ensemble's server, until it leads).
+    pub fn expiring(mut self, on: bool) -> Self {
+        self.expiring = on;
+        self
     }
 }
 
@@ -154,6 +172,9 @@ impl Actor for SessionManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.expiring {
+            self.table.touch_all(self.clock.now_ms() + self.grace_ms);
+        }
         ctx.run_interval(self.tick, |this, _| {
             if !this.expiring {
                 return;
@@ -166,7 +187,8 @@ impl Actor for SessionManager {
     }
 }
 
-/// Turn expiry on (this server leads; every session gets a fresh timeout) or off.
+/// Turn expiry on (this server leads; every session gets a fresh timeout, counted from the
+/// end of the window in which no session can attach) or off.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetExpiring(pub bool);
@@ -175,7 +197,7 @@ impl Handler<SetExpiring> for SessionManager {
     type Result = ();
     fn handle(&mut self, msg: SetExpiring, _: &mut Self::Context) {
         if msg.0 && !self.expiring {
-            self.table.touch_all(self.clock.now_ms());
+            self.table.touch_all(self.clock.now_ms() + self.grace_ms);
         }
         self.expiring = msg.0;
     }

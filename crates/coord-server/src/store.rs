@@ -203,7 +203,39 @@ pub struct SetLeading(pub bool);
 pub struct ReadBarrier {
     /// The Store's round id.
     pub round: u64,
+    /// Client-cache registrations of the round's `CacheFence`s: (session, path, lease ms).
+    pub cache: Vec<(u64, String, u32)>,
 }
+
+/// Replica → Store: an invalidation from the leader (see [`crate::cache`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheInvalidate(pub crate::cache::Invalidation);
+
+/// Replica → Store: invalidation `0` ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheRelease(pub u64);
+
+/// A session dropped what invalidation `zxid` named (connection → Store → leader).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CacheAcked {
+    /// The session.
+    pub session: u64,
+    /// The invalidation's zxid.
+    pub zxid: u64,
+}
+
+/// Replica → Store: this server's leader or role changed (or it stopped serving): pending
+/// invalidations of the former leader end, and no session is accepted for one cache lease.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewTerm;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct GateWake;
 
 /// Replica → Store: the answer to [`ReadBarrier`]: the zxid to apply before the round's
 /// fences are answered, or why there is none.
@@ -241,7 +273,12 @@ enum Queued {
     Done { xid: u64, body: ReplyBody },
     /// A linearizable-read fence (`Request::ReadIndex`) waiting for its confirmed zxid to be
     /// applied (`done` set then); later requests of the session wait behind it.
-    Fence { xid: u64, done: Option<ReplyBody> },
+    Fence {
+        xid: u64,
+        done: Option<ReplyBody>,
+        /// For a `CacheFence`: the lease to answer with.
+        lease: Option<u32>,
+    },
 }
 
 struct LocalSession {
@@ -282,6 +319,9 @@ pub struct StoreParts {
     /// server, where every acknowledged write has been applied before its reply, so a fence
     /// is answered at once.
     pub read_barrier: Option<Recipient<ReadBarrier>>,
+    /// Where client-cache acks go (the ZAB replica, on to the leader); `None` for a single
+    /// server, whose Store keeps the cache registry itself.
+    pub cache_acks: Option<Recipient<CacheAcked>>,
 }
 
 /// Linearizable-read fences, batched into rounds: one round in flight at the replica at a
@@ -292,6 +332,8 @@ struct Fences {
     next_round: u64,
     /// Fences not yet in a round.
     waiting: Vec<(u64, u64)>,
+    /// Cache registrations of the waiting fences.
+    cache: Vec<(u64, String, u32)>,
     /// The round asked of the replica and its fences (session, xid).
     in_flight: Option<(u64, Vec<(u64, u64)>)>,
     /// Confirmed rounds waiting for the tree to apply up to their zxid.
@@ -335,6 +377,16 @@ pub struct Store {
     fences: Fences,
     /// The epoch of the leader this server follows.
     epoch: u32,
+    cache_acks: Option<Recipient<CacheAcked>>,
+    /// A single server's client-cache registry (an ensemble's is the leader replica's).
+    registry: crate::cache::CacheRegistry,
+    /// Closed while an invalidation is pending (see [`crate::cache`]).
+    gate: crate::cache::ApplyGate,
+    /// Commits waiting at the gate, in zxid order.
+    gated: VecDeque<(Zxid, Txn)>,
+    gate_timer: Option<(u64, SpawnHandle)>,
+    /// No session is attached before this (ms): leases of a former leader run out first.
+    no_sessions_until: u64,
 }
 
 impl Store {
@@ -343,6 +395,7 @@ impl Store {
         parts
             .applied
             .store(parts.tree.last_applied().0, Ordering::Release);
+        let no_sessions_until = parts.clock.now_ms() + parts.config.cache_lease_ms;
         Store {
             recent: RecentChanges::new(REPLAY_WINDOW_CHANGES, parts.tree.last_applied()),
             tree: parts.tree,
@@ -366,7 +419,67 @@ impl Store {
             read_barrier: parts.read_barrier,
             fences: Fences::default(),
             epoch: 0,
+            cache_acks: parts.cache_acks,
+            registry: Default::default(),
+            gate: Default::default(),
+            gated: VecDeque::new(),
+            gate_timer: None,
+            // A restarted server knows no lease it granted before.
+            no_sessions_until,
         }
+    }
+
+    /// Refuses sessions until the leases a former leader (or this server before a restart)
+    /// may have granted have run out.
+    fn sessions_blocked(&self) -> bool {
+        self.clock.now_ms() < self.no_sessions_until
+    }
+
+    /// Tells this server's sessions named by `inv` to drop their entries, and closes the gate
+    /// at its zxid until the release (or its lease from now).
+    fn on_invalidation(&mut self, inv: crate::cache::Invalidation) {
+        for (sid, paths) in inv.targets {
+            if let Some(s) = self.sessions.get(&sid) {
+                s.send(ServerFrame::Invalidate {
+                    zxid: inv.zxid,
+                    paths,
+                });
+            }
+        }
+        self.gate
+            .hold(inv.zxid, self.clock.now_ms() + inv.lease_ms as u64);
+    }
+
+    /// Applies the commits the gate lets through; arms a wake-up for the next deadline.
+    fn apply_gated(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        while let Some((zxid, _)) = self.gated.front() {
+            if !self.gate.open_for(now, zxid.0) {
+                break;
+            }
+            if let Some((zxid, txn)) = self.gated.pop_front() {
+                self.apply_committed(zxid, txn);
+            }
+        }
+        self.arm_gate_timer(ctx);
+    }
+
+    fn arm_gate_timer(&mut self, ctx: &mut Context<Self>) {
+        let next = [self.gate.next_deadline(), self.registry.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(at) = next else {
+            return;
+        };
+        if self.gate_timer.as_ref().is_some_and(|(t, _)| *t <= at) {
+            return;
+        }
+        if let Some((_, h)) = self.gate_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let wait = std::time::Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
+        self.gate_timer = Some((at, ctx.notify_later(GateWake, wait)));
     }
 
     fn propose(&self, session_id: u64, xid: u64, auth: Vec<Id>, body: TxnBody) {
@@ -636,6 +749,7 @@ impl Store {
                     | Queued::Fence {
                         xid,
                         done: Some(body),
+                        ..
                     },
                 ) => self.send_reply(sid, xid, body),
                 _ => return,
@@ -670,12 +784,21 @@ impl Store {
     }
 
     /// Queues a linearizable-read fence for `sid` and starts a round if none is in flight.
-    fn fence(&mut self, sid: u64, xid: u64) {
+    fn fence(&mut self, sid: u64, xid: u64, cache: Option<(String, u32)>) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        s.queue.push_back(Queued::Fence { xid, done: None });
+        s.queue.push_back(Queued::Fence {
+            xid,
+            done: None,
+            lease: cache.as_ref().map(|(_, l)| *l),
+        });
         self.fences.waiting.push((sid, xid));
+        if let Some((path, lease)) = cache
+            && lease > 0
+        {
+            self.fences.cache.push((sid, path, lease));
+        }
         self.next_fence_round();
     }
 
@@ -684,15 +807,21 @@ impl Store {
             return;
         }
         let fences = std::mem::take(&mut self.fences.waiting);
+        let cache = std::mem::take(&mut self.fences.cache);
         match &self.read_barrier {
             Some(replica) => {
                 self.fences.next_round += 1;
                 let round = self.fences.next_round;
                 self.fences.in_flight = Some((round, fences));
-                replica.do_send(ReadBarrier { round });
+                replica.do_send(ReadBarrier { round, cache });
             }
-            // A single server: every acknowledged write is applied already.
+            // A single server: every acknowledged write is applied already (a gated one was
+            // not acknowledged); the registry is here.
             None => {
+                let now = self.clock.now_ms();
+                for (sid, path, lease) in cache {
+                    self.registry.register(now, sid, &path, lease);
+                }
                 let applied = self.tree.last_applied();
                 self.fences.confirmed.push((applied, fences));
                 self.release_fences();
@@ -722,12 +851,17 @@ impl Store {
             return;
         };
         // A fence of an earlier connection of this session is not in this queue.
-        if let Some(Queued::Fence { done, .. }) = s
+        if let Some(Queued::Fence { done, lease, .. }) = s
             .queue
             .iter_mut()
-            .find(|q| matches!(q, Queued::Fence { xid: x, done: None } if *x == xid))
+            .find(|q| matches!(q, Queued::Fence { xid: x, done: None, .. } if *x == xid))
         {
-            *done = Some(body);
+            *done = Some(match (body, lease) {
+                (ReplyBody::Ok(_), Some(lease_ms)) => ReplyBody::Ok(Response::CacheLease {
+                    lease_ms: *lease_ms,
+                }),
+                (body, _) => body,
+            });
             self.drain(sid);
         }
     }
@@ -808,8 +942,13 @@ impl Actor for Store {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let tick = std::time::Duration::from_millis(self.config.tick_ms);
-        ctx.run_interval(tick, |this, _| {
+        ctx.run_interval(tick, |this, ctx| {
             this.reap();
+            let now = this.clock.now_ms();
+            for zxid in this.registry.expire(now) {
+                this.gate.release(zxid);
+            }
+            this.apply_gated(ctx);
             // mimalloc returns freed pages to the OS lazily, when the heap that owns them is
             // next used; this thread (the server's actors and connections) may go quiet right
             // after a burst, holding tens of MiB. Purge what is due once a tick.
@@ -822,6 +961,10 @@ impl Actor for Store {
 impl Handler<CreateSession> for Store {
     type Result = ();
     fn handle(&mut self, msg: CreateSession, _: &mut Self::Context) {
+        if self.sessions_blocked() {
+            let _ = msg.0.reply.send(Err(ErrorCode::NotServing));
+            return;
+        }
         let body = TxnBody::CreateSession {
             timeout_ms: msg.0.timeout_ms,
             password: msg.0.password.clone(),
@@ -863,6 +1006,9 @@ impl Store {
     fn check_attach(&self, msg: &Attach) -> Result<Arc<Liveness>, ErrorCode> {
         let id = msg.session_id;
         let refuse = Err;
+        if self.sessions_blocked() {
+            return refuse(ErrorCode::NotServing);
+        }
         // A session id is the zxid of its CreateSession txn: a server that has not applied
         // that far cannot know the session yet, and must not call it expired (the client
         // tries another server, or this one again once it caught up).
@@ -1074,7 +1220,10 @@ impl Handler<ClientRequest> for Store {
         let idle = s.queue.is_empty();
         if s.read_only
             && (msg.request.is_write()
-                || matches!(msg.request, Request::ReadIndex | Request::Sync { .. }))
+                || matches!(
+                    msg.request,
+                    Request::ReadIndex | Request::Sync { .. } | Request::CacheFence { .. }
+                ))
         {
             // Nothing that needs the quorum: no write, no sync, no linearizable read.
             if matches!(msg.request, Request::CloseSession) && sid & READ_ONLY_SESSION_BIT != 0 {
@@ -1091,7 +1240,24 @@ impl Handler<ClientRequest> for Store {
             return;
         }
         if let Request::ReadIndex = msg.request {
-            self.fence(sid, msg.xid);
+            self.fence(sid, msg.xid, None);
+        } else if let Request::CacheFence { path } = msg.request {
+            if validate_path(&path).is_err() {
+                let body = ReplyBody::Err(ErrorCode::InvalidPath);
+                if idle {
+                    self.send_reply(sid, msg.xid, body);
+                } else if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.queue.push_back(Queued::Done { xid: msg.xid, body });
+                }
+                return;
+            }
+            let lease = match self.table.get(sid) {
+                Some(l) if self.config.cache_lease_ms > 0 => {
+                    crate::cache::lease_for(self.config.cache_lease_ms, l.timeout_ms)
+                }
+                _ => 0,
+            };
+            self.fence(sid, msg.xid, Some((path, lease)));
         } else if let Request::Sync { path } = msg.request {
             if validate_path(&path).is_err() {
                 let body = ReplyBody::Err(ErrorCode::InvalidPath);
@@ -1152,8 +1318,23 @@ impl Handler<ClientRequest> for Store {
 
 impl Handler<Committed> for Store {
     type Result = ();
-    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
         let Committed { zxid, txn } = msg;
+        if self.read_barrier.is_none() && !self.registry.is_empty() {
+            // A single server is its own leader: it invalidates before it applies.
+            let touched = crate::cache::touched(&txn.body);
+            let now = self.clock.now_ms();
+            if let Some(inv) = self.registry.invalidate(now, zxid.0, &touched) {
+                self.on_invalidation(inv);
+            }
+        }
+        self.gated.push_back((zxid, txn));
+        self.apply_gated(ctx);
+    }
+}
+
+impl Store {
+    fn apply_committed(&mut self, zxid: Zxid, txn: Txn) {
         let outcome = self.tree.apply(zxid, &txn);
         self.applied.store(zxid.0, Ordering::Release);
         self.recent.record(zxid, &outcome.changes);
@@ -1238,6 +1419,61 @@ impl Handler<Committed> for Store {
         }
         self.release_fences();
         self.maybe_snapshot(zxid);
+    }
+}
+
+impl Handler<CacheInvalidate> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: CacheInvalidate, ctx: &mut Self::Context) {
+        self.on_invalidation(msg.0);
+        self.arm_gate_timer(ctx);
+    }
+}
+
+impl Handler<CacheRelease> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: CacheRelease, ctx: &mut Self::Context) {
+        self.gate.release(msg.0);
+        self.apply_gated(ctx);
+    }
+}
+
+impl Handler<CacheAcked> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: CacheAcked, ctx: &mut Self::Context) {
+        match &self.cache_acks {
+            Some(leader) => leader.do_send(msg),
+            None => {
+                if self.registry.acked(msg.session, msg.zxid) {
+                    self.gate.release(msg.zxid);
+                    self.apply_gated(ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<GateWake> for Store {
+    type Result = ();
+    fn handle(&mut self, _: GateWake, ctx: &mut Self::Context) {
+        self.gate_timer = None;
+        let now = self.clock.now_ms();
+        for zxid in self.registry.expire(now) {
+            self.gate.release(zxid);
+        }
+        self.apply_gated(ctx);
+    }
+}
+
+impl Handler<NewTerm> for Store {
+    type Result = ();
+    fn handle(&mut self, _: NewTerm, ctx: &mut Self::Context) {
+        // The invalidations of the former leader end (this server stops serving its
+        // sessions meanwhile); leases it granted end before any session is attached here.
+        self.gate.clear();
+        self.registry.clear();
+        self.no_sessions_until = self.clock.now_ms() + self.config.cache_lease_ms;
+        self.apply_gated(ctx);
     }
 }
 

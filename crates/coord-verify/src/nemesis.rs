@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   round:  resolve against the leader ─ apply ─ hold ─ heal everything
-//!           ─ wait for a stable ensemble ─ quiet (session timeout + 1 s)
+//!           ─ wait for a stable ensemble ─ quiet (session timeout + cache lease + 1 s)
 //!   all along: every server's status sampled, stretches without a leader measured
 //! ```
 
@@ -67,9 +67,11 @@ pub struct NemesisConfig {
     pub until: Instant,
     /// Bound on the ensemble becoming stable after a heal.
     pub recovery_bound: Duration,
-    /// Pause after each recovery, still watched. At least the session timeout (plus a
-    /// margin), so a session that ends in one round's disruption has expired before the next
-    /// fault: the time a dead session's ephemerals may linger then spans one disruption.
+    /// Pause after each recovery, still watched. At least the session timeout plus the
+    /// servers' client-cache lease (a new leader's fresh timeouts start a lease after it
+    /// serves), plus a margin, so a session that ends in one round's disruption has expired
+    /// before the next fault: the time a dead session's ephemerals may linger then spans one
+    /// disruption.
     pub quiet: Duration,
 }
 

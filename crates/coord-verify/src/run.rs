@@ -103,6 +103,8 @@ pub struct RunResult {
     pub timings: Timings,
     /// Processes stopped before their last operation completed.
     pub cut_short: usize,
+    /// The cached readers' cache counts: hits, misses, invalidations.
+    pub cache: [u64; 3],
 }
 
 impl RunResult {
@@ -141,9 +143,14 @@ pub fn zab_election_bound() -> Duration {
 /// an expiry can overlap.
 ///
 /// On top comes [`EXPIRY_SCAN`]: the leader looks for sessions past their timeout once per
-/// server tick, so a dead session is expired up to a tick after its timeout ran out.
+/// server tick, so a dead session is expired up to a tick after its timeout ran out; and two
+/// client-cache leases (`cache_lease_ms`, the servers' default): a server of a new leader
+/// accepts no session for a lease, so the fresh timeouts count from the end of it, and an
+/// expiry (a session's end invalidates every cached node) is applied once every caching
+/// session acknowledged, or at most a lease after it committed.
 pub fn election_bound(seen: &Leaderless) -> Duration {
-    zab_election_bound().max(seen.longest + Duration::from_millis(500)) + EXPIRY_SCAN
+    let lease = Duration::from_millis(coord_server::config::Config::default().cache_lease_ms);
+    zab_election_bound().max(seen.longest + Duration::from_millis(500)) + EXPIRY_SCAN + lease * 2
 }
 
 /// The period of the leader's scan for expired sessions: the servers' `tick_ms` (coord-testkit
@@ -360,6 +367,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         op_timeout: cfg.op_timeout,
         lock_timeout: cfg.op_timeout * 3,
         seed: cfg.seed,
+        cache: Default::default(),
     });
     let mut tasks = Vec::new();
     let mut process = 0u32;
@@ -369,6 +377,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
                 .is_multiple_of(3)
                 .then_some(process as usize % cfg.keys),
             closes_sessions: process % 4 == 1,
+            cached: process % 3 == 2,
         };
         tasks.push(tokio::spawn(workers::register_worker(
             env.clone(),
@@ -413,7 +422,9 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     let ncfg = NemesisConfig {
         until: t1 + cfg.duration,
         recovery_bound: RECOVERY_BOUND,
-        quiet: cfg.session_timeout + Duration::from_secs(1),
+        quiet: cfg.session_timeout
+            + Duration::from_millis(coord_server::config::Config::default().cache_lease_ms)
+            + Duration::from_secs(1),
     };
     let mut faults = Vec::new();
     let mut leaderless = Leaderless::default();
@@ -454,6 +465,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
             op_timeout: env.op_timeout,
             lock_timeout: env.lock_timeout,
             seed: env.seed,
+            cache: env.cache.clone(),
         });
         let drained = match heal(&mut cluster).await {
             Ok(()) => recipe_workers::drain(drain_env, process + 1, DRAIN_BOUND).await,
@@ -514,5 +526,6 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
             check: t3.elapsed(),
         },
         cut_short,
+        cache: env.cache.get(),
     })
 }

@@ -56,6 +56,9 @@ struct Inbox {
     session: u64,
     /// Set once `SessionEnded` is recorded (by whoever came first).
     ended: AtomicBool,
+    /// The zxid of the last reply taken from `seen`: where a read answered from the client
+    /// cache (no reply) falls.
+    last_reply: AtomicU64,
 }
 
 impl Inbox {
@@ -86,8 +89,9 @@ impl Inbox {
     fn flush(&self) {
         let mut q = self.seen.lock();
         for item in q.drain(..) {
-            if let Seen::Event(e) = item {
-                self.record_event(&e);
+            match item {
+                Seen::Event(e) => self.record_event(&e),
+                Seen::Reply(z) => self.last_reply.store(z, Ordering::Relaxed),
             }
         }
     }
@@ -104,6 +108,9 @@ impl Inbox {
                     Seen::Event(e) => self.record_event(&e),
                 }
             }
+        }
+        if let Some(z) = zxid {
+            self.last_reply.store(z, Ordering::Relaxed);
         }
         let placed = place(zxid);
         for item in q.drain(..) {
@@ -166,6 +173,7 @@ impl Session {
             process,
             session: id,
             ended: AtomicBool::new(false),
+            last_reply: AtomicU64::new(client.last_zxid()),
         });
         // Nothing was asked yet, so nothing can have arrived before these are in place.
         let i = inbox.clone();
@@ -195,6 +203,11 @@ impl Session {
             desynced: false,
             op_timeout,
         })
+    }
+
+    /// The session's client-cache counts.
+    pub fn cache_stats(&self) -> coord_client::CacheStats {
+        self.client.cache_stats()
     }
 
     /// Whether the session can still be used: alive, and not desynchronised by a timeout.
@@ -292,12 +305,47 @@ impl Session {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        self.run_op_inner(timeout, op, call, judge, false).await
+    }
+
+    /// Like [`Session::run_op`], for a read through the client cache: one answered from the
+    /// cache has no reply, and falls at the session's last reply (the cache dropped every
+    /// entry a later write changed before that reply arrived).
+    pub async fn run_cached_read<T, F, Fut>(
+        &mut self,
+        op: Op,
+        call: F,
+        ok: impl FnOnce(&T) -> OkResult,
+    ) -> Option<T>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let (value, ok_outcome) = self
+            .run_op_inner(self.op_timeout, op, call, |v: &T| Ok(ok(v)), true)
+            .await;
+        value.filter(|_| ok_outcome)
+    }
+
+    async fn run_op_inner<T, F, Fut>(
+        &mut self,
+        timeout: Duration,
+        op: Op,
+        call: F,
+        judge: impl FnOnce(&T) -> Result<OkResult, String>,
+        cached: bool,
+    ) -> (Option<T>, bool)
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         self.inbox.flush();
         let (rec, process, session) = (&self.inbox.rec, self.inbox.process, self.id);
         let op_id = rec.invoke(process, session, op);
         let result = self.call(timeout, call).await;
         let inbox = self.inbox.clone();
         inbox.settle(|zxid| {
+            let zxid = zxid.or_else(|| cached.then(|| inbox.last_reply.load(Ordering::Relaxed)));
             let (outcome, value) = match (result, zxid) {
                 (Ok(v), Some(zxid)) => (
                     match judge(&v) {

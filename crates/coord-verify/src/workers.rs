@@ -40,6 +40,38 @@ pub struct Env {
     pub lock_timeout: Duration,
     /// The run's seed; each process seeds its own RNG from it and its id.
     pub seed: u64,
+    /// Client-cache counts of the cached readers' ended sessions.
+    pub cache: Arc<CacheTotals>,
+}
+
+/// Client-cache counts summed over sessions (see [`RegisterRole::cached`]).
+#[derive(Debug, Default)]
+pub struct CacheTotals {
+    /// Reads served from a cache.
+    pub hits: std::sync::atomic::AtomicU64,
+    /// Cacheable reads that went to a server.
+    pub misses: std::sync::atomic::AtomicU64,
+    /// Invalidations received.
+    pub invalidations: std::sync::atomic::AtomicU64,
+}
+
+impl CacheTotals {
+    fn add(&self, s: coord_client::CacheStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.hits.fetch_add(s.hits, Relaxed);
+        self.misses.fetch_add(s.misses, Relaxed);
+        self.invalidations.fetch_add(s.invalidations, Relaxed);
+    }
+
+    /// (hits, misses, invalidations).
+    pub fn get(&self) -> [u64; 3] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [
+            self.hits.load(Relaxed),
+            self.misses.load(Relaxed),
+            self.invalidations.load(Relaxed),
+        ]
+    }
 }
 
 impl Env {
@@ -109,6 +141,9 @@ pub struct RegisterRole {
     pub watch_key: Option<usize>,
     /// Sometimes close the session on purpose.
     pub closes_sessions: bool,
+    /// Read through the client cache (`ReadMode::Cached`) where the others read locally or
+    /// linearizably; checked as linearizable reads.
+    pub cached: bool,
 }
 
 /// Reads, writes, compare-and-sets and multi compare-and-sets on random keys until the run
@@ -148,6 +183,30 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
             let key = k.to_string();
             let path = key_path(&key);
             match rng.random_range(0..100) {
+                0..20 | 28..35 if role.cached => {
+                    // Twice in a row: the first read mostly misses (the keys are written all
+                    // the time), the second is mostly served from the cache.
+                    for _ in 0..2 {
+                        let path = path.clone();
+                        let got = s
+                            .run_cached_read(
+                                Op::Read {
+                                    key: key.clone(),
+                                    sync: true,
+                                },
+                                move |c: Client| async move {
+                                    c.with_read_mode(coord_client::ReadMode::Cached)
+                                        .get_data(&path)
+                                        .await
+                                },
+                                read_result,
+                            )
+                            .await;
+                        if let Some((_, stat)) = got {
+                            versions[k] = stat.version;
+                        }
+                    }
+                }
                 0..20 => {
                     let got = s
                         .run_op(
@@ -255,11 +314,13 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
                 }
             }
             if role.closes_sessions && rng.random_ratio(1, 150) {
+                env.cache.add(s.cache_stats());
                 s.end("closed").await;
                 continue 'sessions;
             }
             pause(&env, Duration::from_millis(rng.random_range(0..20))).await;
         }
+        env.cache.add(s.cache_stats());
         let reason = end_reason(&s);
         s.end(reason).await;
     }

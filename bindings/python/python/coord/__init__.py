@@ -17,6 +17,7 @@ from ._types import (
     CREATOR_ALL_ACL,
     OPEN_ACL_UNSAFE,
     READ_ACL_UNSAFE,
+    CacheStats,
     EventType,
     Id,
     Permissions,
@@ -71,7 +72,7 @@ refresh_log_level()
 _atexit.register(_native._shutdown)
 
 __all__ = [
-    "ACL", "CREATOR_ALL_ACL", "OPEN_ACL_UNSAFE", "READ_ACL_UNSAFE", "EventType", "Id",
+    "ACL", "CREATOR_ALL_ACL", "OPEN_ACL_UNSAFE", "READ_ACL_UNSAFE", "CacheStats", "EventType", "Id",
     "Permissions", "SessionState", "WatchedEvent", "ZnodeStat", "make_acl", "make_digest_acl",
     "ChildrenWatch", "Client", "DataWatch", "Election", "Lock", "LockingQueue", "Queue",
     "TransactionRequest", "Barrier", "Counter", "DoubleBarrier", "Semaphore",

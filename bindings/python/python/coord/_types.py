@@ -1,5 +1,5 @@
-"""Value types: :class:`ZnodeStat`, :class:`ACL`, :class:`Id`, :class:`WatchedEvent` and the
-state / event-type constants, with kazoo's names."""
+"""Value types: :class:`ZnodeStat`, :class:`ACL`, :class:`Id`, :class:`WatchedEvent`,
+:class:`CacheStats` and the state / event-type constants, with kazoo's names."""
 
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ class ZnodeStat(NamedTuple):
     def last_modified_transaction_id(self) -> int:
         """kazoo's alias of ``mzxid``."""
         return self.mzxid
+
+
+class CacheStats(NamedTuple):
+    """The counts of a session's client cache (``Client(cache=True)``), from
+    :meth:`coord.Client.cache_stats`; all zero for a session without the cache."""
+
+    hits: int
+    """Reads served from the cache, with no round trip."""
+    misses: int
+    """Cacheable reads that went to the server (and were cached if nothing changed the node
+    meanwhile)."""
+    invalidations: int
+    """Invalidations received: a write to nodes this session cached was held by the
+    servers until the session dropped them."""
 
 
 class Id(NamedTuple):

@@ -135,7 +135,13 @@ class EventStream:
 class Client(_Base):
     """The asyncio client: the same arguments and operations as :class:`coord.Client`, as
     coroutines. ``get_w`` / ``exists_w`` / ``get_children_w`` / ``add_watch`` return an
-    :class:`EventStream`; ``watch=`` callbacks work too (called on the callback thread)."""
+    :class:`EventStream`; ``watch=`` callbacks work too (called on the callback thread).
+
+    ``cache=True`` turns on the client cache exactly as for :class:`coord.Client`: ``get``,
+    ``exists`` and ``get_children`` without a watch are served from the session's cache
+    while the node's lease lasts, never staler than a ``linearizable=True`` read; the
+    cache is dropped on connection loss and on a leader fail-over. ``cache_stats()`` (a
+    plain method, no I/O) gives its hits, misses and invalidations."""
 
     async def start(self) -> None:
         """Connects the session."""
@@ -197,7 +203,7 @@ class Client(_Base):
         return True
 
     async def get(self, path: str, watch: Any = None, linearizable: bool = False) -> Tuple[bytes, ZnodeStat]:
-        """A node's data and Stat."""
+        """A node's data and Stat (from the client cache with ``cache=True`` and no watch)."""
         return await _await(self._n.get(_str("path", path), _callable("watch", watch), bool(linearizable)))
 
     async def get_w(self, path: str, linearizable: bool = False) -> Tuple[bytes, ZnodeStat, EventStream]:
@@ -207,7 +213,7 @@ class Client(_Base):
         return data, stat, s
 
     async def exists(self, path: str, watch: Any = None, linearizable: bool = False) -> Optional[ZnodeStat]:
-        """The node's Stat or None."""
+        """The node's Stat or None (cached as :meth:`get`)."""
         return await _await(self._n.exists(_str("path", path), _callable("watch", watch), bool(linearizable)))
 
     async def exists_w(self, path: str) -> Tuple[Optional[ZnodeStat], EventStream]:
@@ -217,7 +223,7 @@ class Client(_Base):
 
     async def get_children(self, path: str, watch: Any = None, include_data: bool = False,
                            linearizable: bool = False) -> Any:
-        """The sorted child names (with the Stat when ``include_data``)."""
+        """The sorted child names (with the Stat when ``include_data``; cached as :meth:`get`)."""
         names, stat = await _await(self._n.get_children(_str("path", path), _callable("watch", watch),
                                                         bool(linearizable)))
         return (names, stat) if include_data else names

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._types import ACL, WatchedEvent, ZnodeStat
+from ._types import ACL, CacheStats, WatchedEvent, ZnodeStat
 from .exceptions import (
     ClientClosedError,
     CoordError,
@@ -79,7 +79,7 @@ class _Base:
     def __init__(self, servers: Optional[str] = None, timeout: float = 10.0,
                  ca: Optional[str] = None, auth: Optional[Iterable[Tuple[str, Union[str, bytes]]]] = None,
                  read_only: bool = False, session_timeout: float = 10.0,
-                 grace_period: Optional[float] = None):
+                 grace_period: Optional[float] = None, cache: bool = False):
         servers = servers if servers is not None else os.environ.get("COORD_SERVERS")
         ca = ca if ca is not None else os.environ.get("COORD_CA")
         if servers is None:
@@ -92,6 +92,7 @@ class _Base:
         self.session_timeout_requested = _opt_number("session_timeout", session_timeout) or 10.0
         self.grace_period = _opt_number("grace_period", grace_period)
         self.read_only = bool(read_only)
+        self.cache = bool(cache)
         self.auth_data = [(s, c.encode() if isinstance(c, str) else _bytes("auth", c))
                           for s, c in (auth or [])]
         self._native: Optional[_native.NativeClient] = None
@@ -99,7 +100,7 @@ class _Base:
 
     def _connect_call(self) -> _native.PendingClient:
         return _native.connect(self.servers, self.ca, self.session_timeout_requested,
-                               self.timeout, self.read_only, self.grace_period)
+                               self.timeout, self.read_only, self.grace_period, self.cache)
 
     @property
     def _n(self) -> _native.NativeClient:
@@ -133,6 +134,14 @@ class _Base:
         """The highest zxid this client has seen."""
         return self._n.last_zxid
 
+    def cache_stats(self) -> CacheStats:
+        """This session's client-cache counts (see ``cache=`` of :class:`Client`): ``hits``
+        (reads served from the cache), ``misses`` (cacheable reads that went to the server),
+        ``invalidations`` (received: a write to a node this session cached). Counted from
+        the session's start; all zero without the cache. No I/O (a plain method in
+        :mod:`coord.aio` too)."""
+        return CacheStats(*self._n.cache_stats())
+
     def add_listener(self, listener: Callable[[str], Any]) -> None:
         """Calls ``listener(state)`` (a :class:`coord.SessionState` string: CONNECTED,
         JEOPARDY, SAFE, EXPIRED, CLOSED, AUTH_FAILED, LEADER_FAILED_OVER) on the callback
@@ -159,6 +168,26 @@ class Client(_Base):
 
         with coord.Client() as c:
             c.create("/app", b"v1")
+
+    ``cache=True`` turns on the client cache (Chubby's): :meth:`exists`, :meth:`get` and
+    :meth:`get_children` without a ``watch`` (and not ``linearizable``) are answered from a
+    session-local cache, with no round trip, while the lease the leader granted for the
+    node lasts (about 0.9 s with the server's default ``cache_lease_ms`` of 1 s; at most a
+    third of the session timeout). A miss is a linearizable read that also registers the
+    node with the leader for a new lease. A cached read is never staler than a
+    ``linearizable=True`` read: the servers apply no write to a node this session caches
+    until the session has dropped its entry (the server sends an invalidation and waits
+    for the acknowledgement) or the lease has run out, so a write another client saw
+    acknowledged is never hidden by the cache. The whole cache is dropped on connection
+    loss (JEOPARDY), on a leader fail-over (LEADER_FAILED_OVER) and when the session ends.
+    The other reads (with a ``watch``, :meth:`get_acls`, :meth:`get_ephemerals`,
+    :meth:`get_all_children_number`) are linearizable on such a session; recipes made
+    from the client read through the same handle. Use it for nodes read far more often than written (configuration, membership
+    read in a loop); every write to a cached node waits for the cachers' acknowledgements,
+    so nodes written often are better read without it. Cached reads need a read-write
+    server: with ``read_only=True``, a miss while connected to a read-only server fails
+    with :class:`NotReadOnlyCallError`. :meth:`cache_stats` counts hits, misses and
+    invalidations.
     """
 
     def start(self, timeout: Optional[float] = None) -> None:
@@ -233,18 +262,21 @@ class Client(_Base):
             linearizable: bool = False) -> Tuple[bytes, ZnodeStat]:
         """A node's data and :class:`ZnodeStat`. ``watch(event)`` is called once when the
         data changes or the node is deleted; ``linearizable`` reads see every write
-        acknowledged before the call (one fence round trip)."""
+        acknowledged before the call (one fence round trip). With ``cache=True`` and no
+        ``watch``, served from the client cache while its lease lasts (see :class:`Client`)."""
         return self._n.get(_str("path", path), _callable("watch", watch), bool(linearizable)).wait()
 
     def exists(self, path: str, watch: Optional[WatchFn] = None,
                linearizable: bool = False) -> Optional[ZnodeStat]:
-        """The node's :class:`ZnodeStat`, or None; ``watch`` fires on create/change/delete."""
+        """The node's :class:`ZnodeStat`, or None; ``watch`` fires on create/change/delete.
+        Cached as :meth:`get` (an absent node is cached too)."""
         return self._n.exists(_str("path", path), _callable("watch", watch), bool(linearizable)).wait()
 
     def get_children(self, path: str, watch: Optional[WatchFn] = None,
                      include_data: bool = False, linearizable: bool = False) -> Any:
         """The sorted child names, or ``(names, ZnodeStat)`` with ``include_data``;
-        ``watch`` fires when a child is added or removed or the node is deleted."""
+        ``watch`` fires when a child is added or removed or the node is deleted. Cached as
+        :meth:`get`."""
         names, stat = self._n.get_children(_str("path", path), _callable("watch", watch),
                                            bool(linearizable)).wait()
         return (names, stat) if include_data else names

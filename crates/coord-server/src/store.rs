@@ -783,6 +783,16 @@ impl Store {
         self.drain(sid);
     }
 
+    /// An answer known before anything ran (a refused request): sent now if the session's
+    /// queue is empty, else queued behind what the session asked before.
+    fn answer_early(&mut self, sid: u64, xid: u64, idle: bool, body: ReplyBody) {
+        if idle {
+            self.send_reply(sid, xid, body);
+        } else if let Some(s) = self.sessions.get_mut(&sid) {
+            s.queue.push_back(Queued::Done { xid, body });
+        }
+    }
+
     /// Queues a linearizable-read fence for `sid` and starts a round if none is in flight.
     fn fence(&mut self, sid: u64, xid: u64, cache: Option<(String, u32)>) {
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -1232,11 +1242,7 @@ impl Handler<ClientRequest> for Store {
                 return;
             }
             let body = ReplyBody::Err(ErrorCode::NotReadOnly);
-            if idle {
-                self.send_reply(sid, msg.xid, body);
-            } else if let Some(s) = self.sessions.get_mut(&sid) {
-                s.queue.push_back(Queued::Done { xid: msg.xid, body });
-            }
+            self.answer_early(sid, msg.xid, idle, body);
             return;
         }
         if let Request::ReadIndex = msg.request {
@@ -1244,11 +1250,7 @@ impl Handler<ClientRequest> for Store {
         } else if let Request::CacheFence { path } = msg.request {
             if validate_path(&path).is_err() {
                 let body = ReplyBody::Err(ErrorCode::InvalidPath);
-                if idle {
-                    self.send_reply(sid, msg.xid, body);
-                } else if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.queue.push_back(Queued::Done { xid: msg.xid, body });
-                }
+                self.answer_early(sid, msg.xid, idle, body);
                 return;
             }
             let lease = match self.table.get(sid) {
@@ -1261,11 +1263,7 @@ impl Handler<ClientRequest> for Store {
         } else if let Request::Sync { path } = msg.request {
             if validate_path(&path).is_err() {
                 let body = ReplyBody::Err(ErrorCode::InvalidPath);
-                if idle {
-                    self.send_reply(sid, msg.xid, body);
-                } else if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.queue.push_back(Queued::Done { xid: msg.xid, body });
-                }
+                self.answer_early(sid, msg.xid, idle, body);
                 return;
             }
             let auth = s.auth.clone();
@@ -1294,14 +1292,7 @@ impl Handler<ClientRequest> for Store {
                     }
                 }
                 Err(code) => {
-                    if idle {
-                        self.send_reply(sid, msg.xid, ReplyBody::Err(code));
-                    } else if let Some(s) = self.sessions.get_mut(&sid) {
-                        s.queue.push_back(Queued::Done {
-                            xid: msg.xid,
-                            body: ReplyBody::Err(code),
-                        });
-                    }
+                    self.answer_early(sid, msg.xid, idle, ReplyBody::Err(code));
                 }
             }
         } else if idle {

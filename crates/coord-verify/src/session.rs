@@ -284,10 +284,7 @@ impl Session {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let (value, ok_outcome) = self
-            .run_op_judged(timeout, op, call, |v: &T| Ok(ok(v)))
-            .await;
-        value.filter(|_| ok_outcome)
+        self.run_op_mode(timeout, op, call, ok, false).await
     }
 
     /// Like [`Session::run_op_within`], for a call whose success may still mean "not done":
@@ -321,8 +318,24 @@ impl Session {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        self.run_op_mode(self.op_timeout, op, call, ok, true).await
+    }
+
+    /// [`Session::run_op_within`], or with `cached` [`Session::run_cached_read`].
+    async fn run_op_mode<T, F, Fut>(
+        &mut self,
+        timeout: Duration,
+        op: Op,
+        call: F,
+        ok: impl FnOnce(&T) -> OkResult,
+        cached: bool,
+    ) -> Option<T>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let (value, ok_outcome) = self
-            .run_op_inner(self.op_timeout, op, call, |v: &T| Ok(ok(v)), true)
+            .run_op_inner(timeout, op, call, |v: &T| Ok(ok(v)), cached)
             .await;
         value.filter(|_| ok_outcome)
     }

@@ -187,69 +187,20 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
                     // Twice in a row: the first read mostly misses (the keys are written all
                     // the time), the second is mostly served from the cache.
                     for _ in 0..2 {
-                        let path = path.clone();
-                        let got = s
-                            .run_cached_read(
-                                Op::Read {
-                                    key: key.clone(),
-                                    sync: true,
-                                },
-                                move |c: Client| async move {
-                                    c.with_read_mode(coord_client::ReadMode::Cached)
-                                        .get_data(&path)
-                                        .await
-                                },
-                                read_result,
-                            )
-                            .await;
-                        if let Some((_, stat)) = got {
-                            versions[k] = stat.version;
+                        if let Some(v) = read(&mut s, Read::Cached, &key, &path).await {
+                            versions[k] = v;
                         }
                     }
                 }
-                0..20 => {
-                    let got = s
-                        .run_op(
-                            Op::Read { key, sync: false },
-                            move |c: Client| async move { c.get_data(&path).await },
-                            read_result,
-                        )
-                        .await;
-                    if let Some((_, stat)) = got {
-                        versions[k] = stat.version;
-                    }
-                }
-                20..28 => {
-                    let got = s
-                        .run_op(
-                            Op::Read { key, sync: true },
-                            move |c: Client| async move {
-                                c.sync(&path).await?;
-                                c.get_data(&path).await
-                            },
-                            read_result,
-                        )
-                        .await;
-                    if let Some((_, stat)) = got {
-                        versions[k] = stat.version;
-                    }
-                }
-                28..35 => {
-                    // Coord's linearizable read mode (a ReadIndex fence, no write): checked
-                    // as a linearizable read like sync + get.
-                    let got = s
-                        .run_op(
-                            Op::Read { key, sync: true },
-                            move |c: Client| async move {
-                                c.with_read_mode(coord_client::ReadMode::Linearizable)
-                                    .get_data(&path)
-                                    .await
-                            },
-                            read_result,
-                        )
-                        .await;
-                    if let Some((_, stat)) = got {
-                        versions[k] = stat.version;
+                reads @ 0..35 => {
+                    let how = match reads {
+                        0..20 => Read::Local,
+                        20..28 => Read::SyncGet,
+                        // Coord's linearizable read mode (a ReadIndex fence, no write).
+                        _ => Read::Linearizable,
+                    };
+                    if let Some(v) = read(&mut s, how, &key, &path).await {
+                        versions[k] = v;
                     }
                 }
                 35..55 => {
@@ -324,6 +275,54 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
         let reason = end_reason(&s);
         s.end(reason).await;
     }
+}
+
+/// How a register worker reads a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// From the connected server's tree.
+    Local,
+    /// `sync`, then the read (ZooKeeper's way to a linearizable read).
+    SyncGet,
+    /// `ReadMode::Linearizable`.
+    Linearizable,
+    /// `ReadMode::Cached`: a hit has no reply (see [`Session::run_cached_read`]).
+    Cached,
+}
+
+/// Reads `key` as `how` says; every kind but `Local` is checked as a linearizable read.
+/// The version read, on success.
+async fn read(s: &mut Session, how: Read, key: &str, path: &str) -> Option<i32> {
+    let op = Op::Read {
+        key: key.to_string(),
+        sync: how != Read::Local,
+    };
+    let path = path.to_string();
+    let call = move |c: Client| async move {
+        match how {
+            Read::Local => c.get_data(&path).await,
+            Read::SyncGet => {
+                c.sync(&path).await?;
+                c.get_data(&path).await
+            }
+            Read::Linearizable => {
+                c.with_read_mode(coord_client::ReadMode::Linearizable)
+                    .get_data(&path)
+                    .await
+            }
+            Read::Cached => {
+                c.with_read_mode(coord_client::ReadMode::Cached)
+                    .get_data(&path)
+                    .await
+            }
+        }
+    };
+    let got = if how == Read::Cached {
+        s.run_cached_read(op, call, read_result).await
+    } else {
+        s.run_op(op, call, read_result).await
+    };
+    got.map(|(_, stat)| stat.version)
 }
 
 fn read_result((data, stat): &(Vec<u8>, Stat)) -> OkResult {

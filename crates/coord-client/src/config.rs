@@ -19,6 +19,10 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Chubby's default grace period.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(45);
+
+/// The longest grace period accepted: past an hour a dead ensemble would hold calls for
+/// longer than any caller waits.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(3600);
 /// Default bound on how long a call waits for a connection while the session is in
 /// jeopardy (see [`ClientConfig::request_timeout`]): long enough to ride out a leader
 /// election or a server restart (seconds), short enough that a caller learns within the
@@ -199,6 +203,9 @@ impl ClientConfig {
         if self.max_frame < 1024 {
             return bad("max_frame must be at least 1024 bytes");
         }
+        if self.grace_period > MAX_GRACE_PERIOD {
+            return bad("grace period must be at most 3600 s");
+        }
         Ok(())
     }
 }
@@ -289,6 +296,30 @@ mod tests {
             split_host_port("node-1.example:7000").unwrap(),
             ("node-1.example", 7000)
         );
+    }
+
+    #[test]
+    fn a_grace_period_past_its_bound_is_refused() {
+        let cfg = ClientConfig {
+            servers: vec!["a:1".into()],
+            ca_pem: Vec::new(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+            transport: None,
+            read_only: false,
+            cache: false,
+            grace_period: MAX_GRACE_PERIOD,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        };
+        assert!(cfg.clone().grace_period(Duration::ZERO).validate().is_ok());
+        assert!(cfg.clone().validate().is_ok());
+        let e = cfg
+            .grace_period(MAX_GRACE_PERIOD + Duration::from_millis(1))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadArguments);
+        assert!(e.to_string().contains("grace period"), "{e}");
     }
 
     #[test]

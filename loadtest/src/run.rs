@@ -50,20 +50,20 @@ async fn connect_all(plan: &Plan, n: u32) -> Result<Vec<Conn>, String> {
         .await;
     let mut conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
     let mode = match plan.args.read_mode {
-        crate::ReadModeArg::Linearizable => Some(coord_client::ReadMode::Linearizable),
-        crate::ReadModeArg::Cached => Some(coord_client::ReadMode::Cached),
+        crate::ReadModeArg::Linearizable => {
+            Some((coord_client::ReadMode::Linearizable, "linearizable"))
+        }
+        crate::ReadModeArg::Cached => Some((coord_client::ReadMode::Cached, "cached")),
         _ => None,
     };
-    if let Some(mode) = mode {
+    if let Some((mode, name)) = mode {
         for c in &mut conns {
             match c {
                 Conn::Coord(client) => *client = client.with_read_mode(mode),
                 Conn::Zk(_) => {
                     return Err(format!(
-                        "--read-mode {:?} is for Coord; use sync for ZooKeeper",
-                        plan.args.read_mode
-                    )
-                    .to_lowercase());
+                        "--read-mode {name} is for Coord; use sync for ZooKeeper"
+                    ));
                 }
             }
         }

@@ -19,9 +19,9 @@ use tokio::time::Instant;
 /// Which read of a node an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
-    Exists,
-    Data,
-    Children,
+    Exists = 0,
+    Data = 1,
+    Children = 2,
 }
 
 /// The cacheable reads: exists, get_data and get_children without a watch.
@@ -42,13 +42,18 @@ pub(crate) fn usable(lease_ms: u32) -> Duration {
 /// Entries past this count trigger a sweep of the expired ones.
 const SWEEP_AT: usize = 4096;
 
+/// A node's cached reads, one slot per [`Kind`]: the answer and when its lease ends.
+type Slots = [Option<(Response, Instant)>; 3];
+
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<(Kind, String), (Response, Instant)>,
+    /// Looked up by `&str`: a hit allocates nothing.
+    entries: HashMap<String, Slots>,
     /// Reads in flight: ticket → (node, invalidated meanwhile).
     in_flight: HashMap<u64, (String, bool)>,
     next_ticket: u64,
     sweep_at: usize,
+    stats: CacheStats,
 }
 
 /// Hit and miss counts of a session's cache.
@@ -66,7 +71,6 @@ pub struct CacheStats {
 #[derive(Default)]
 pub(crate) struct Cache {
     inner: Mutex<Inner>,
-    stats: Mutex<CacheStats>,
 }
 
 /// A read in flight; dropping it without [`Cache::finish`] caches nothing.
@@ -84,18 +88,19 @@ impl Drop for Ticket<'_> {
 impl Cache {
     /// The cached answer, if its lease has not ended.
     pub(crate) fn get(&self, kind: Kind, path: &str, now: Instant) -> Option<Response> {
-        let hit = {
-            let inner = self.inner.lock();
-            match inner.entries.get(&(kind, path.to_string())) {
-                Some((r, until)) if now < *until => Some(r.clone()),
-                _ => None,
-            }
+        let mut inner = self.inner.lock();
+        let hit = match inner
+            .entries
+            .get(path)
+            .and_then(|slots| slots[kind as usize].as_ref())
+        {
+            Some((r, until)) if now < *until => Some(r.clone()),
+            _ => None,
         };
-        let mut stats = self.stats.lock();
         if hit.is_some() {
-            stats.hits += 1;
+            inner.stats.hits += 1;
         } else {
-            stats.misses += 1;
+            inner.stats.misses += 1;
         }
         hit
     }
@@ -134,28 +139,31 @@ impl Cache {
         if !cacheable {
             return;
         }
-        inner
-            .entries
-            .insert((kind, path), (response.clone(), until));
+        inner.entries.entry(path).or_default()[kind as usize] = Some((response.clone(), until));
         if inner.entries.len() >= inner.sweep_at.max(SWEEP_AT) {
             let now = Instant::now();
-            inner.entries.retain(|_, (_, u)| *u > now);
+            inner.entries.retain(|_, slots| {
+                for slot in slots.iter_mut() {
+                    if slot.as_ref().is_some_and(|(_, u)| *u <= now) {
+                        *slot = None;
+                    }
+                }
+                slots.iter().any(Option::is_some)
+            });
             inner.sweep_at = inner.entries.len() * 2;
         }
     }
 
     /// Drops `paths` (every node when empty), and spoils the reads of them in flight.
     pub(crate) fn invalidate(&self, paths: &[String]) {
-        self.stats.lock().invalidations += 1;
+        self.inner.lock().stats.invalidations += 1;
         if paths.is_empty() {
             self.clear();
             return;
         }
         let mut inner = self.inner.lock();
         for p in paths {
-            for kind in [Kind::Exists, Kind::Data, Kind::Children] {
-                inner.entries.remove(&(kind, p.clone()));
-            }
+            inner.entries.remove(p.as_str());
         }
         for (path, invalidated) in inner.in_flight.values_mut() {
             if paths.contains(path) {
@@ -176,11 +184,17 @@ impl Cache {
     /// Entries held (expired ones not yet swept included).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.inner.lock().entries.len()
+        let inner = self.inner.lock();
+        inner
+            .entries
+            .values()
+            .flatten()
+            .filter(|s| s.is_some())
+            .count()
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        *self.stats.lock()
+        self.inner.lock().stats
     }
 }
 

@@ -298,9 +298,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_grace_period_past_its_bound_is_refused() {
-        let cfg = ClientConfig {
+    /// A config with every default, built by hand: `validate` checks what a user may set
+    /// after `new`, not the CA.
+    fn hand_built() -> ClientConfig {
+        ClientConfig {
             servers: vec!["a:1".into()],
             ca_pem: Vec::new(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
@@ -309,9 +310,14 @@ mod tests {
             transport: None,
             read_only: false,
             cache: false,
-            grace_period: MAX_GRACE_PERIOD,
+            grace_period: DEFAULT_GRACE_PERIOD,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        };
+        }
+    }
+
+    #[test]
+    fn a_grace_period_past_its_bound_is_refused() {
+        let cfg = hand_built().grace_period(MAX_GRACE_PERIOD);
         assert!(cfg.clone().grace_period(Duration::ZERO).validate().is_ok());
         assert!(cfg.clone().validate().is_ok());
         let e = cfg
@@ -324,19 +330,7 @@ mod tests {
 
     #[test]
     fn zero_request_timeout_is_refused() {
-        // Built by hand: `validate` checks what a user may set after `new`, not the CA.
-        let cfg = ClientConfig {
-            servers: vec!["a:1".into()],
-            ca_pem: Vec::new(),
-            session_timeout: DEFAULT_SESSION_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            max_frame: DEFAULT_MAX_FRAME,
-            transport: None,
-            read_only: false,
-            cache: false,
-            grace_period: DEFAULT_GRACE_PERIOD,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        };
+        let cfg = hand_built();
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert!(cfg.validate().is_ok());
         let e = cfg.request_timeout(Duration::ZERO).validate().unwrap_err();

@@ -15,7 +15,7 @@ use crate::node::{LogHandle, NodeError, bind_udp, shutdown_signal};
 use crate::peer::{PeerNet, PeerNetConfig};
 use crate::persist::{Disk, EpochFiles, PersistEvent, PersistWorker};
 use crate::replica::{DiskFailed, Persisted, Replica, Wire};
-use crate::sessions::{Clock, Liveness, SessionManager, SessionTable, SetExpiring};
+use crate::sessions::{Clock, Liveness, SessionManager, SessionTable};
 use crate::store::{SetLeading, Store, StoreParts};
 use crate::tls;
 use actix::prelude::*;
@@ -187,7 +187,6 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         )
         .expiring(false)
         .start();
-        sessions.do_send(SetExpiring(false));
         replica.do_send(Wire { store: store.clone(), sessions, disk: worker });
 
         let ctx = ConnContext {

@@ -159,7 +159,11 @@ impl Replica {
     /// they need, to every server (ahead of the Commit on each FIFO peer link) and to this
     /// server's Store (ahead of the `Committed`).
     fn invalidate_upto(&mut self, upto: u64) {
-        if self.proposed.is_empty() || *self.proposed.keys().next().unwrap_or(&u64::MAX) > upto {
+        if self
+            .proposed
+            .first_key_value()
+            .is_none_or(|(z, _)| *z > upto)
+        {
             return;
         }
         let later = self.proposed.split_off(&(upto + 1));

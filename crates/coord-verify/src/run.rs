@@ -103,8 +103,8 @@ pub struct RunResult {
     pub timings: Timings,
     /// Processes stopped before their last operation completed.
     pub cut_short: usize,
-    /// The cached readers' cache counts: hits, misses, invalidations.
-    pub cache: [u64; 3],
+    /// The cached readers' cache counts.
+    pub cache: coord_client::CacheStats,
 }
 
 impl RunResult {
@@ -526,6 +526,6 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult, String> {
             check: t3.elapsed(),
         },
         cut_short,
-        cache: env.cache.get(),
+        cache: *env.cache.lock(),
     })
 }

@@ -283,11 +283,11 @@ pub fn render(cfg: &RunConfig, r: &RunResult) -> String {
         total[2],
         total.iter().sum::<u64>()
     );
-    if r.cache[0] + r.cache[1] > 0 {
+    if r.cache.hits + r.cache.misses > 0 {
         let _ = writeln!(
             out,
             "  cached reads (checked as linearizable): {} from a client cache, {} from a server; {} invalidations",
-            r.cache[0], r.cache[1], r.cache[2]
+            r.cache.hits, r.cache.misses, r.cache.invalidations
         );
     }
     if r.cut_short > 0 {

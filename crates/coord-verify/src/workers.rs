@@ -44,34 +44,15 @@ pub struct Env {
     pub cache: Arc<CacheTotals>,
 }
 
-/// Client-cache counts summed over sessions (see [`RegisterRole::cached`]).
-#[derive(Debug, Default)]
-pub struct CacheTotals {
-    /// Reads served from a cache.
-    pub hits: std::sync::atomic::AtomicU64,
-    /// Cacheable reads that went to a server.
-    pub misses: std::sync::atomic::AtomicU64,
-    /// Invalidations received.
-    pub invalidations: std::sync::atomic::AtomicU64,
-}
+/// Client-cache counts summed over the cached readers' ended sessions (see
+/// [`RegisterRole::cached`]).
+pub type CacheTotals = parking_lot::Mutex<coord_client::CacheStats>;
 
-impl CacheTotals {
-    fn add(&self, s: coord_client::CacheStats) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.hits.fetch_add(s.hits, Relaxed);
-        self.misses.fetch_add(s.misses, Relaxed);
-        self.invalidations.fetch_add(s.invalidations, Relaxed);
-    }
-
-    /// (hits, misses, invalidations).
-    pub fn get(&self) -> [u64; 3] {
-        use std::sync::atomic::Ordering::Relaxed;
-        [
-            self.hits.load(Relaxed),
-            self.misses.load(Relaxed),
-            self.invalidations.load(Relaxed),
-        ]
-    }
+fn add_cache_stats(totals: &CacheTotals, s: coord_client::CacheStats) {
+    let mut t = totals.lock();
+    t.hits += s.hits;
+    t.misses += s.misses;
+    t.invalidations += s.invalidations;
 }
 
 impl Env {
@@ -265,13 +246,13 @@ pub async fn register_worker(env: Arc<Env>, process: ProcessId, role: RegisterRo
                 }
             }
             if role.closes_sessions && rng.random_ratio(1, 150) {
-                env.cache.add(s.cache_stats());
+                add_cache_stats(&env.cache, s.cache_stats());
                 s.end("closed").await;
                 continue 'sessions;
             }
             pause(&env, Duration::from_millis(rng.random_range(0..20))).await;
         }
-        env.cache.add(s.cache_stats());
+        add_cache_stats(&env.cache, s.cache_stats());
         let reason = end_reason(&s);
         s.end(reason).await;
     }

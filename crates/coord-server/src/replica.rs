@@ -368,7 +368,13 @@ impl Replica {
     }
 
     fn role_changed(&mut self, status: Status) {
-        tracing::info!(role = ?status.role, epoch = status.epoch, leader = ?status.leader, established = status.established, "role");
+        if status.role == Role::Looking {
+            // Every election has a cause an operator can read (ZooKeeper logs none).
+            let reason = self.zab.last_looking_reason();
+            tracing::warn!(epoch = status.epoch, reason, "LOOKING");
+        } else {
+            tracing::info!(role = ?status.role, epoch = status.epoch, leader = ?status.leader, established = status.established, "role");
+        }
         let key = (status.role, status.epoch, status.leader);
         let serve = status.established && status.role != Role::Looking;
         if self.serving.is_some() && (!serve || self.serving != Some(key)) {

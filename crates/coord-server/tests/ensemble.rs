@@ -209,6 +209,97 @@ fn a_follower_that_missed_many_txns_catches_up_by_snapshot() {
     });
 }
 
+/// A follower killed with SIGKILL and started again is synced by the established leader
+/// without an election: the epoch stays, no server goes LOOKING, and a client of the leader
+/// never sees a write fail while the follower returns.
+#[test]
+fn a_restarted_follower_rejoins_without_an_election() {
+    let mut cluster = common::cluster(3, 0, "");
+    let rt = rt();
+    let acked: Acked = Arc::default();
+    rt.block_on(async {
+        let leader = cluster.wait_stable().await;
+        let epoch = cluster.status(leader).await.expect("leader answers").epoch;
+        let follower = (leader + 1) % 3;
+        let c = Client::connect(cluster.config_for(leader)).await.unwrap();
+        c.create("/w", b"", CreateOptions::persistent())
+            .await
+            .unwrap();
+        let log_len = |i: usize| {
+            std::fs::read_to_string(cluster.data_dir(i).join("coordd.log"))
+                .map(|l| l.len())
+                .unwrap_or(0)
+        };
+        let marks: Vec<usize> = (0..3).map(log_len).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = {
+            let (c, acked, stop, failures) =
+                (c.clone(), acked.clone(), stop.clone(), failures.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let path = format!("/w/rejoin-{i:06}");
+                    match c.create(&path, b"r", CreateOptions::persistent()).await {
+                        Ok(_) => {
+                            acked.lock().insert(path, b"r".to_vec());
+                        }
+                        Err(e) => {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            eprintln!("write {path} failed: {e}");
+                        }
+                    }
+                }
+            })
+        };
+        for round in 0..3 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cluster.kill(follower);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = acked.lock().len();
+            cluster.restart(follower).expect("restart");
+            cluster.wait_stable().await;
+            let during = acked.lock().len() - before;
+            eprintln!("round {round}: {during} writes completed while the follower rejoined");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        task.await.unwrap();
+        for i in 0..3 {
+            let st = cluster.status(i).await.expect("every server answers");
+            assert_eq!(
+                st.epoch,
+                epoch,
+                "server {} left epoch {epoch}: {st:?}\n{}",
+                i + 1,
+                cluster.logs()
+            );
+        }
+        let new_leader = cluster.wait_stable().await;
+        assert_eq!(new_leader, leader, "the leader kept its place");
+        for (i, mark) in marks.iter().enumerate() {
+            if i == follower {
+                continue;
+            }
+            let log = std::fs::read_to_string(cluster.data_dir(i).join("coordd.log")).unwrap();
+            assert!(
+                !log[*mark..].contains("LOOKING"),
+                "server {} went LOOKING while the follower returned:\n{}",
+                i + 1,
+                &log[*mark..]
+            );
+        }
+        assert_eq!(
+            failures.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a write failed while the follower returned"
+        );
+        assert!(acked.lock().len() > 50, "writes went on");
+        verify(&cluster, &acked).await;
+    });
+}
+
 #[test]
 fn the_whole_ensemble_restarts_with_everything() {
     let mut cluster = common::cluster(3, 0, "snapshot_every_txns = 100");

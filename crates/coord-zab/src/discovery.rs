@@ -125,12 +125,17 @@ impl Zab {
         if ld.handlers.get(&from).is_some_and(|h| h.attempt == attempt) {
             return; // a resend of the attempt we already serve
         }
-        if ld.new_epoch != 0 && !observer && accepted_epoch >= ld.new_epoch {
+        if ld.new_epoch != 0 && !observer && accepted_epoch > ld.new_epoch {
             // That voter promised a later epoch and can never ack ours; without it the
             // ensemble may lack a quorum. Re-elect: the next epoch will be above its promise.
-            self.enter_looking(now, "a voter accepted an epoch at least ours");
+            self.enter_looking(now, "a voter accepted an epoch later than ours");
             return;
         }
+        // A voter that already accepted exactly our epoch (it acked us before it restarted,
+        // or it promised a rival that never formed this epoch) is synced like any other, but
+        // its AckEpoch does not count towards the epoch quorum: only first promises do
+        // (ZooKeeper's `-1` epoch ack). That is how a follower rejoins an established leader
+        // without an election.
         ld.handlers.insert(
             from,
             Handler {
@@ -250,10 +255,12 @@ impl Zab {
         if ld.epoch_quorum || !ld.epoch_durable {
             return;
         }
+        let new_epoch = ld.new_epoch;
         let acked = 1 + ld
             .handlers
             .values()
-            .filter(|h| !h.observer && matches!(h.stage, Stage::EpochAcked { .. }))
+            .filter(|h| !h.observer && h.accepted_epoch < new_epoch)
+            .filter(|h| matches!(h.stage, Stage::EpochAcked { .. }))
             .count();
         if acked < quorum {
             return;

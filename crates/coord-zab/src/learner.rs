@@ -75,7 +75,9 @@ macro_rules! learner {
 
 impl Zab {
     pub(crate) fn send_follower_info(&mut self) {
-        let accepted_epoch = self.accepted_epoch;
+        // Our promise, durable or still being written: the leader must know every epoch we
+        // may have acked, to not count a second AckEpoch for the same epoch.
+        let accepted_epoch = self.promised_epoch;
         let last_zxid = self.last_logged;
         let l = learner!(self);
         if l.stage != LearnerStage::AwaitLeaderInfo {
@@ -141,11 +143,14 @@ impl Zab {
                 if stage != LearnerStage::AwaitLeaderInfo || attempt != l.attempt {
                     return; // an answer to an older attempt
                 }
-                // A voter accepts an epoch once: that is what makes one leader per epoch.
-                // Observers are in no quorum; they may follow any leader.
-                let ok = new_epoch > promised || observer;
+                // A voter promises an epoch once: that is what makes one leader per epoch.
+                // An epoch equal to our promise is followed without a new promise; our
+                // FollowerInfo told the leader so, and it does not count this AckEpoch
+                // towards its epoch quorum. An earlier epoch is refused. Observers are in no
+                // quorum; they may follow any leader.
+                let ok = new_epoch >= promised || observer;
                 if !ok {
-                    self.learner_violation(now, "leader proposed an epoch we already accepted");
+                    self.learner_violation(now, "leader proposed an epoch below our promise");
                     return;
                 }
                 l.new_epoch = new_epoch;

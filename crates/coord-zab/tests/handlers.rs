@@ -216,55 +216,74 @@ fn single_voter_leader_commits_only_after_its_own_persist() {
 }
 
 #[test]
-fn follower_refuses_an_epoch_it_already_accepted() {
-    let cfg = ZabConfig::new(2, vec![1, 2, 3], vec![], 3);
-    let persisted = Persisted {
-        accepted_epoch: 4,
-        current_epoch: 3,
-        ..Persisted::default()
-    };
-    let mut z = Zab::new(cfg, persisted, 0);
-    z.handle_connected(0, 1);
-    let vote = Vote {
-        leader: 1,
-        zxid: Zxid::ZERO,
-        peer_epoch: 3,
-    };
-    for (from, state) in [(1, PeerState::Leading), (3, PeerState::Following)] {
-        z.handle_message(
-            1,
-            from,
-            ZabMessage::Notification {
-                vote,
-                round: 1,
-                state,
-            },
+fn follower_refuses_an_epoch_below_its_promise_and_re_acks_its_own() {
+    // Promised epoch 4 (say it acked leader 1 and restarted). Leader 1, re-proposing 4,
+    // is followed without a second promise; a leader proposing 3 is refused.
+    for (new_epoch, follows) in [(4, true), (3, false)] {
+        let cfg = ZabConfig::new(2, vec![1, 2, 3], vec![], 3);
+        let persisted = Persisted {
+            accepted_epoch: 4,
+            current_epoch: 3,
+            ..Persisted::default()
+        };
+        let mut z = Zab::new(cfg, persisted, 0);
+        z.handle_connected(0, 1);
+        let vote = Vote {
+            leader: 1,
+            zxid: Zxid::ZERO,
+            peer_epoch: 3,
+        };
+        for (from, state) in [(1, PeerState::Leading), (3, PeerState::Following)] {
+            z.handle_message(
+                1,
+                from,
+                ZabMessage::Notification {
+                    vote,
+                    round: 1,
+                    state,
+                },
+            );
+        }
+        let (attempt, reported) = drain(&mut z)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Send {
+                    msg:
+                        ZabMessage::FollowerInfo {
+                            attempt,
+                            accepted_epoch,
+                            ..
+                        },
+                    ..
+                } => Some((attempt, accepted_epoch)),
+                _ => None,
+            })
+            .expect("FollowerInfo sent");
+        assert_eq!(reported, 4, "the leader learns our promise");
+        z.handle_message(2, 1, ZabMessage::LeaderInfo { attempt, new_epoch });
+        let actions = drain(&mut z);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+            "an accepted epoch is never written again: {actions:?}"
         );
+        let acked = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Send {
+                    to: 1,
+                    msg: ZabMessage::AckEpoch { .. }
+                }
+            )
+        });
+        assert_eq!(acked, follows, "epoch {new_epoch}: {actions:?}");
+        let role = z.status().role;
+        let expected = if follows {
+            Role::Following
+        } else {
+            Role::Looking
+        };
+        assert_eq!(role, expected, "epoch {new_epoch}");
     }
-    let attempt = drain(&mut z)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Send {
-                msg: ZabMessage::FollowerInfo { attempt, .. },
-                ..
-            } => Some(attempt),
-            _ => None,
-        })
-        .expect("FollowerInfo sent");
-    z.handle_message(
-        2,
-        1,
-        ZabMessage::LeaderInfo {
-            attempt,
-            new_epoch: 4,
-        },
-    );
-    let actions = drain(&mut z);
-    assert!(
-        !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
-        "an accepted epoch is never accepted again: {actions:?}"
-    );
-    assert_eq!(z.status().role, Role::Looking);
 }
 
 #[test]
@@ -331,4 +350,105 @@ fn a_notification_with_the_largest_round_does_not_overflow() {
         z.status().role,
         Role::Looking | Role::Following | Role::Leading
     ));
+}
+
+/// The leader side of the rule above: a voter whose FollowerInfo reports the leader's own
+/// new epoch as its promise is synced, but its AckEpoch does not make the epoch quorum (it
+/// may have promised that epoch to a rival leader).
+#[test]
+fn a_second_ack_of_an_epoch_does_not_count_towards_its_quorum() {
+    let cfg = ZabConfig::new(3, vec![1, 2, 3], vec![], 11);
+    let persisted = Persisted {
+        accepted_epoch: 3,
+        current_epoch: 3,
+        ..Persisted::default()
+    };
+    let mut z = Zab::new(cfg, persisted, 0);
+    z.handle_connected(0, 1);
+    z.handle_connected(0, 2);
+    let vote = Vote {
+        leader: 3,
+        zxid: Zxid::ZERO,
+        peer_epoch: 3,
+    };
+    for from in [1, 2] {
+        z.handle_message(
+            1,
+            from,
+            ZabMessage::Notification {
+                vote,
+                round: 1,
+                state: PeerState::Looking,
+            },
+        );
+    }
+    let mut now = 1;
+    while z.status().role != Role::Leading {
+        now += 10;
+        assert!(now < 5_000, "server 3 leads");
+        z.handle_timeout(now);
+    }
+    drain(&mut z);
+    // Voter 1 reports promise 3: the new epoch is 4, written before LeaderInfo goes out.
+    z.handle_message(now, 1, follower_info(1, 3));
+    let token = drain(&mut z)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Persist { token, ops } if ops == vec![StorageOp::AcceptedEpoch(4)] => {
+                Some(token)
+            }
+            _ => None,
+        })
+        .expect("epoch 4 decided");
+    z.handle_persisted(now, token);
+    assert!(drain(&mut z).contains(&send(
+        1,
+        ZabMessage::LeaderInfo {
+            attempt: 1,
+            new_epoch: 4
+        }
+    )));
+    // Voter 2 already promised 4 and acks it again: synced later, but no quorum yet.
+    z.handle_message(now, 2, follower_info(1, 4));
+    assert!(drain(&mut z).contains(&send(
+        2,
+        ZabMessage::LeaderInfo {
+            attempt: 1,
+            new_epoch: 4
+        }
+    )));
+    z.handle_message(now, 2, ack_epoch());
+    let after_second = drain(&mut z);
+    assert!(
+        !after_second
+            .iter()
+            .any(|a| matches!(a, Action::Persist { ops, .. } if ops.contains(&StorageOp::CurrentEpoch(4)))),
+        "a re-ack formed the epoch quorum: {after_second:?}"
+    );
+    assert_eq!(z.status().role, Role::Leading);
+    // Voter 1's first promise does.
+    z.handle_message(now, 1, ack_epoch());
+    assert!(
+        drain(&mut z).iter().any(
+            |a| matches!(a, Action::Persist { ops, .. } if ops == &vec![StorageOp::CurrentEpoch(4)])
+        ),
+        "the first promise completes the epoch quorum"
+    );
+}
+
+fn follower_info(attempt: u64, accepted_epoch: u32) -> ZabMessage {
+    ZabMessage::FollowerInfo {
+        attempt,
+        accepted_epoch,
+        last_zxid: Zxid::ZERO,
+        observer: false,
+    }
+}
+
+fn ack_epoch() -> ZabMessage {
+    ZabMessage::AckEpoch {
+        current_epoch: 3,
+        last_zxid: Zxid::ZERO,
+        last_committed: Zxid::ZERO,
+    }
 }

@@ -388,3 +388,74 @@ fn paused_leader_resumes_and_cannot_confirm_a_linearizable_read() {
         r,
     );
 }
+
+/// A follower killed and started again rejoins the established leader: it is synced (DIFF)
+/// without an election, the epoch stays, and writes keep committing while it returns.
+/// ZooKeeper does the same; an earlier Coord re-elected because the follower's accepted
+/// epoch equalled the leader's.
+#[test]
+fn restarted_follower_rejoins_without_an_election() {
+    for seed in [31, 32, 33, 34] {
+        let mut sim = boot(seed, SimConfig::default());
+        sim.record_sent = true;
+        let r = (|| {
+            commit(&mut sim, 3)?;
+            let l = sim.leader().ok_or("no leader")?;
+            let epoch = sim.status(l).ok_or("leader up")?.epoch;
+            let f = followers(&sim, l)[0];
+            // Crash it with a write in flight, so its history is behind when it returns.
+            sim.propose(l)?.ok_or("not accepted")?;
+            sim.crash(f, None)?;
+            commit(&mut sim, 3)?;
+            sim.restart(f)?;
+            let mut committed_while_rejoining = 0;
+            let t0 = sim.now;
+            while !sim
+                .status(f)
+                .is_some_and(|s| s.role == Role::Following && s.established)
+            {
+                if sim.now > t0 + 10_000 {
+                    return Err(format!("follower {f} did not rejoin in 10 s"));
+                }
+                let before = sim.status(l).ok_or("leader up")?.last_committed;
+                sim.propose(l)?
+                    .ok_or("the leader refused a write while f rejoined")?;
+                sim.run_for(5)?;
+                let st = sim.status(l).ok_or("leader up")?;
+                if st.role != Role::Leading || st.epoch != epoch || !st.established {
+                    return Err(format!("the leader left epoch {epoch}: {st:?}"));
+                }
+                if st.last_committed > before {
+                    committed_while_rejoining += 1;
+                }
+            }
+            if committed_while_rejoining == 0 {
+                return Err("no write committed while the follower rejoined".into());
+            }
+            let st = sim.status(f).ok_or("follower up")?;
+            if st.epoch != epoch || st.leader != Some(l) {
+                return Err(format!(
+                    "follower rejoined into {st:?}, not epoch {epoch} of {l}"
+                ));
+            }
+            if !sim
+                .sent
+                .iter()
+                .any(|(_, from, to, k)| *from == l && *to == f && *k == "Diff")
+            {
+                return Err("the returning follower was not synced by DIFF".into());
+            }
+            commit(&mut sim, 3)?;
+            let st = sim.status(l).ok_or("leader up")?;
+            if st.epoch != epoch {
+                return Err(format!("epoch changed to {}", st.epoch));
+            }
+            sim.settle()
+        })();
+        check(
+            &sim,
+            &format!("restarted_follower_rejoins (seed {seed})"),
+            r,
+        );
+    }
+}

@@ -22,7 +22,7 @@ use crate::config::{ClientConfig, split_host_port};
 use crate::error::Error;
 use crate::tls;
 use coord_proto::ErrorCode;
-use coord_proto::io::{WatchEnd, liveness_watch};
+use coord_proto::io::{LIVENESS_LABEL, LIVENESS_TOKEN_LEN, WatchEnd, liveness_watch};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -187,9 +187,16 @@ impl Transport {
         // A Coord server listens on TCP at the same port; that idle connection closes the
         // moment the server process dies, which over UDP would otherwise take the idle
         // timeout to notice. Drop the QUIC connection then, so every session on it moves on.
+        // The watch proves itself with a token both ends export from this connection's TLS
+        // secrets; only a watch the server admitted can report a death (a refused one, say
+        // while a stranger crowds the listener, means nothing and costs only the speed-up).
         let watched = conn.clone();
+        let mut token = [0u8; LIVENESS_TOKEN_LEN];
+        let exported = conn
+            .export_keying_material(&mut token, LIVENESS_LABEL, b"")
+            .is_ok();
         let watcher = tokio::spawn(async move {
-            if liveness_watch(addr, LIVENESS_CONNECT).await == WatchEnd::Died {
+            if exported && liveness_watch(addr, token, LIVENESS_CONNECT).await == WatchEnd::Died {
                 tracing::debug!(%addr, "server process died (liveness socket closed)");
                 watched.close(0u32.into(), b"server died");
             }

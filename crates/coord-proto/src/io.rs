@@ -67,26 +67,56 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 /// How a [`liveness_watch`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchEnd {
-    /// The connection was up and then closed: the process behind the address is gone.
+    /// The server admitted the watch and then the connection closed: the process behind
+    /// the address is gone.
     Died,
     /// No connection could be made within the timeout (no listener, or unreachable).
     Unreachable,
+    /// A connection was made but the server did not admit it (unknown token, too many
+    /// pending watches, or no answer in time). Says nothing about the server's health.
+    Refused,
 }
 
+/// Length of a liveness token.
+pub const LIVENESS_TOKEN_LEN: usize = 32;
+
+/// TLS exporter label of liveness tokens: both ends of an authenticated QUIC connection
+/// derive the same token from it (RFC 5705 / RFC 8446 §7.5), and nobody else can.
+pub const LIVENESS_LABEL: &[u8] = b"EXPORTER-coord-liveness-v1";
+
+/// The byte a liveness listener sends when it admits a watch.
+pub const LIVENESS_ADMITTED: u8 = 0xC0;
+
 /// Crash detection beside QUIC: connects to the TCP liveness listener a Coord server keeps
-/// at the port of each QUIC endpoint, and returns when that idle connection closes (the
-/// kernel closes it the moment the server process dies), or at once with
-/// [`WatchEnd::Unreachable`] if it cannot connect within `connect_timeout`. Nothing is ever
-/// sent either way. See `coord_server::liveness`.
+/// at the port of each QUIC endpoint, proves with `token` (exported from the QUIC
+/// connection to that server) that it is a party of a live QUIC connection, and once the
+/// server admitted it, returns when that idle connection closes (the kernel closes it the
+/// moment the server process dies). It returns [`WatchEnd::Unreachable`] if it cannot
+/// connect within `connect_timeout`, and [`WatchEnd::Refused`] if the server does not
+/// admit it within that time: only an admitted watch can report a death, so a stranger
+/// holding or refusing TCP connections cannot make anyone think a server died. See
+/// `coord_server::liveness`.
 pub async fn liveness_watch(
     addr: std::net::SocketAddr,
+    token: [u8; LIVENESS_TOKEN_LEN],
     connect_timeout: std::time::Duration,
 ) -> WatchEnd {
+    use tokio::io::AsyncWriteExt;
     let connect = tokio::net::TcpStream::connect(addr);
     let mut stream = match tokio::time::timeout(connect_timeout, connect).await {
         Ok(Ok(s)) => s,
         _ => return WatchEnd::Unreachable,
     };
+    let admitted = async {
+        stream.write_all(&token).await?;
+        let mut answer = [0u8; 1];
+        stream.read_exact(&mut answer).await?;
+        Ok::<bool, std::io::Error>(answer[0] == LIVENESS_ADMITTED)
+    };
+    match tokio::time::timeout(connect_timeout, admitted).await {
+        Ok(Ok(true)) => {}
+        _ => return WatchEnd::Refused,
+    }
     let mut sink = [0u8; 64];
     while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     WatchEnd::Died

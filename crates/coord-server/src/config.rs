@@ -73,6 +73,13 @@ pub struct Config {
     /// Frames (mostly watch events) queued for a client that is not reading before its stream
     /// is reset; the session survives and may resume on a new connection.
     pub max_queued_frames_per_session: usize,
+    /// Changes a server keeps to replay to a reconnecting session's persistent watches
+    /// (each ~32 bytes plus its path). A session away for more changes than this gets
+    /// `PersistentWatchRemoved` instead. The window is saved beside every snapshot and
+    /// refilled from it and the log at start-up, so a restart does not empty it. Capped at
+    /// `max_queued_frames_per_session`, since a replay is queued at once
+    /// ([`Config::replay_window`]); 0 keeps none.
+    pub replay_window_changes: usize,
     /// Take a snapshot after this many txns.
     pub snapshot_every_txns: u64,
     /// Snapshots (and the logs they need) kept when purging.
@@ -149,6 +156,10 @@ pub struct TlsConfig {
     pub names: Vec<String>,
 }
 
+/// Default of [`Config::replay_window_changes`]: ~1 MB with 60-byte paths; at 10k writes/s
+/// it covers one second of writes.
+pub const DEFAULT_REPLAY_WINDOW_CHANGES: usize = 10_000;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -165,6 +176,7 @@ impl Default for Config {
             read_only_mode: false,
             cache_lease_ms: 1000,
             max_queued_frames_per_session: 100_000,
+            replay_window_changes: DEFAULT_REPLAY_WINDOW_CHANGES,
             snapshot_every_txns: 100_000,
             snapshots_keep: 3,
             log_segment_bytes: 64 * 1024 * 1024,
@@ -275,6 +287,13 @@ impl Config {
         Ok(())
     }
 
+    /// Changes kept for replay: `replay_window_changes`, at most
+    /// `max_queued_frames_per_session` (a replay is queued at once).
+    pub fn replay_window(&self) -> usize {
+        self.replay_window_changes
+            .min(self.max_queued_frames_per_session)
+    }
+
     /// Smallest negotiable session timeout in ms.
     pub fn min_session_timeout(&self) -> u64 {
         if self.min_session_timeout_ms == 0 {
@@ -353,6 +372,19 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn replay_window_fits_the_session_queue() {
+        let c = Config::from_toml("replay_window_changes = 0", Path::new("x")).unwrap();
+        assert_eq!(c.replay_window(), 0);
+        assert_eq!(Config::default().replay_window(), 10_000);
+        let c = Config::from_toml(
+            "replay_window_changes = 2000\nmax_queued_frames_per_session = 1000",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.replay_window(), 1000);
     }
 
     #[test]

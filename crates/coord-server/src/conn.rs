@@ -49,6 +49,8 @@ pub struct ConnContext {
     pub next_conn: RefCell<u64>,
     /// Role, epoch and leader, as the replication layer last reported them.
     pub role: Rc<RefCell<RoleInfo>>,
+    /// Client connections whose other end may watch this process (see `liveness`).
+    pub watchable: crate::liveness::Tokens,
 }
 
 /// What `coord status` reports about replication.
@@ -118,6 +120,7 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: Rc<ConnContext>) {
 
 async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
     let ip = conn.remote_address().ip();
+    ctx.watchable.admit(&conn);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {

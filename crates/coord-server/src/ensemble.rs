@@ -11,6 +11,7 @@
 
 use crate::config::Config;
 use crate::conn::{ConnContext, RoleInfo, listen};
+use crate::liveness::Tokens;
 use crate::node::{LogHandle, NodeError, bind_udp, shutdown_signal};
 use crate::peer::{PeerNet, PeerNetConfig};
 use crate::persist::{Disk, EpochFiles, PersistEvent, PersistWorker};
@@ -54,6 +55,10 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         ),
         None => (DataTree::new(), 0),
     };
+    // Records after the snapshot are applied again through the Store once ZAB delivers
+    // them, and recorded then; the window up to the snapshot comes from beside it.
+    let recent =
+        crate::store::load_window(&config.data_dir, Zxid(snap_zxid), config.replay_window());
     let epochs = EpochFiles::new(&config.data_dir);
     let persisted = ZabPersisted {
         accepted_epoch: epochs.accepted()?,
@@ -113,10 +118,11 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     system.block_on(async move {
         // TCP beside both QUIC ports, so peers and clients see a crash of this process at
         // once (see `liveness`).
+        let (client_watchable, peer_watchable) = (Tokens::default(), Tokens::default());
         let _liveness: Vec<_> = liveness_addrs
             .into_iter()
-            .flatten()
-            .filter_map(crate::liveness::listen)
+            .zip([client_watchable.clone(), peer_watchable.clone()])
+            .filter_map(|(addr, tokens)| crate::liveness::listen(addr.ok()?, tokens))
             .collect();
         let clock = Clock::new();
         let table = SessionTable::default();
@@ -139,6 +145,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             peer_endpoint.clone(),
             peer_client,
             replica_addr.clone().recipient(),
+            peer_watchable,
         )
         .start();
         let replica = Replica::new(
@@ -166,6 +173,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         let applied = Arc::new(AtomicU64::new(0));
         let store = Store::new(StoreParts {
             tree,
+            recent,
             config: config.clone(),
             table: table.clone(),
             clock,
@@ -198,6 +206,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             per_ip: RefCell::new(HashMap::new()),
             next_conn: RefCell::new(0),
             role,
+            watchable: client_watchable,
         };
         let endpoint =
             listen(client_udp, client_server, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;

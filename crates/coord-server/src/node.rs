@@ -95,10 +95,17 @@ pub struct RecoveredState {
     pub log: coord_log::FileLog,
     /// Highest zxid found in the log.
     pub last_logged: Zxid,
+    /// The replay window: the one saved with the snapshot, then every replayed change.
+    pub recent: coord_tree::RecentChanges,
 }
 
 /// Opens the log in `dir`, loads the newest snapshot and replays the records after it.
-pub fn recover(dir: &Path, opts: LogOptions) -> Result<RecoveredState, NodeError> {
+pub fn recover(
+    dir: &Path,
+    opts: LogOptions,
+    data_dir: &Path,
+    window: usize,
+) -> Result<RecoveredState, NodeError> {
     let (log, report, recovered) = coord_log::recover_dir(dir, opts)?;
     tracing::info!(?report, "log opened");
     let mut tree = match &recovered.snapshot {
@@ -115,13 +122,15 @@ pub fn recover(dir: &Path, opts: LogOptions) -> Result<RecoveredState, NodeError
         None => DataTree::new(),
     };
     let mut last = tree.last_applied();
+    let mut recent = crate::store::load_window(data_dir, last, window);
     for (zxid, bytes) in &recovered.records {
         let txn = Txn::decode(bytes)
             .map_err(|e| NodeError::Recovery(format!("record 0x{zxid:x}: {e}")))?;
         if Zxid(*zxid) <= tree.last_applied() {
             continue;
         }
-        tree.apply(Zxid(*zxid), &txn);
+        let outcome = tree.apply(Zxid(*zxid), &txn);
+        recent.record(Zxid(*zxid), &outcome.changes);
         last = Zxid(*zxid);
     }
     tracing::info!(replayed = recovered.records.len(), last_zxid = %last, nodes = tree.node_count(), "tree recovered");
@@ -129,6 +138,7 @@ pub fn recover(dir: &Path, opts: LogOptions) -> Result<RecoveredState, NodeError
         tree,
         log,
         last_logged: last,
+        recent,
     })
 }
 
@@ -186,7 +196,12 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         segment_bytes: config.log_segment_bytes,
         ..LogOptions::default()
     };
-    let recovered = recover(&config.log_dir(), opts)?;
+    let recovered = recover(
+        &config.log_dir(),
+        opts,
+        &config.data_dir,
+        config.replay_window(),
+    )?;
     let epoch = read_epoch(&config.epoch_file())?.max(recovered.last_logged.epoch()) + 1;
     write_epoch(&config.epoch_file(), epoch)?;
     let udp = bind_udp(config.client_addr)?;
@@ -197,7 +212,10 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let system = actix_rt::System::new();
     let result: Result<(), NodeError> = system.block_on(async move {
         // TCP beside the QUIC port, so clients see a crash of this process at once.
-        let _liveness = liveness_addr.ok().and_then(crate::liveness::listen);
+        let watchable = crate::liveness::Tokens::default();
+        let _liveness = liveness_addr
+            .ok()
+            .and_then(|addr| crate::liveness::listen(addr, watchable.clone()));
         let clock = Clock::new();
         let table = SessionTable::default();
         // Every session found on disk gets a fresh timeout: time spent down expires no one.
@@ -231,6 +249,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         let applied = Arc::new(AtomicU64::new(0));
         let store = Store::new(StoreParts {
             tree: recovered.tree,
+            recent: recovered.recent,
             config: config.clone(),
             table: table.clone(),
             clock,
@@ -267,6 +286,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 synced_followers: Vec::new(),
                 established: true,
             })),
+            watchable,
         };
         let endpoint =
             listen(udp, server_config, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;

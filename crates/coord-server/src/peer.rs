@@ -104,6 +104,8 @@ pub struct PeerNet {
     sink: Recipient<PeerEvent>,
     links: HashMap<u64, Link>,
     generation: u64,
+    /// Peer links whose other end may watch this process (see `liveness`).
+    watchable: crate::liveness::Tokens,
 }
 
 impl PeerNet {
@@ -114,6 +116,7 @@ impl PeerNet {
         endpoint: quinn::Endpoint,
         client: quinn::ClientConfig,
         sink: Recipient<PeerEvent>,
+        watchable: crate::liveness::Tokens,
     ) -> Self {
         PeerNet {
             config,
@@ -122,7 +125,43 @@ impl PeerNet {
             sink,
             links: HashMap::new(),
             generation: 0,
+            watchable,
         }
+    }
+
+    /// Watches `peer`'s liveness socket for as long as the link over `conn` lives: when the
+    /// watch the peer admitted closes, its process is gone, and the link is dropped now
+    /// rather than at a timeout. A watch the peer does not admit (it has not seen this link
+    /// yet, or a stranger crowds its listener) is tried again, and is never a death.
+    fn watch_peer(
+        &self,
+        ctx: &mut Context<Self>,
+        peer: u64,
+        generation: u64,
+        conn: &quinn::Connection,
+    ) {
+        let (Some(token), Some(&addr)) =
+            (crate::liveness::token(conn), self.config.peers.get(&peer))
+        else {
+            return;
+        };
+        let (me, conn) = (ctx.address(), conn.clone());
+        actix_rt::spawn(async move {
+            loop {
+                let end = tokio::select! {
+                    end = crate::liveness::watch(addr, token, Duration::from_secs(1)) => end,
+                    _ = conn.closed() => return,
+                };
+                if end == crate::liveness::WatchEnd::Died {
+                    me.do_send(PeerDied { peer, generation });
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = conn.closed() => return,
+                }
+            }
+        });
     }
 
     fn dial_later(&self, ctx: &mut Context<Self>, peer: u64, after: Duration) {
@@ -152,25 +191,6 @@ impl Actor for PeerNet {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Watch every peer's liveness socket: when the TCP connection to it closes, the
-        // process is gone, and the link to it is dropped now rather than at a timeout.
-        for (&peer, &addr) in &self.config.peers {
-            let me = ctx.address();
-            actix_rt::spawn(async move {
-                loop {
-                    let end = crate::liveness::watch(addr, Duration::from_secs(1)).await;
-                    if end == crate::liveness::WatchEnd::Died
-                        && me.try_send(PeerDied(peer)).is_err()
-                    {
-                        return; // the transport stopped
-                    }
-                    if !me.connected() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            });
-        }
         // Accept links from lower ids.
         let endpoint = self.endpoint.clone();
         let me = ctx.address();
@@ -332,6 +352,8 @@ impl Handler<LinkUp> for PeerNet {
             me.do_send(LinkDown { peer, generation });
         });
         tracing::info!(peer, remote = %conn.remote_address(), "peer link up");
+        self.watchable.admit(&conn);
+        self.watch_peer(ctx, peer, generation, &conn);
         self.links.insert(
             peer,
             Link {
@@ -385,23 +407,25 @@ impl Handler<SendTo> for PeerNet {
     }
 }
 
-/// The liveness connection to a peer closed: its process died.
+/// The admitted liveness watch of a peer's link closed: its process died.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct PeerDied(u64);
+struct PeerDied {
+    peer: u64,
+    generation: u64,
+}
 
 impl Handler<PeerDied> for PeerNet {
     type Result = ();
     fn handle(&mut self, msg: PeerDied, ctx: &mut Self::Context) {
-        if let Some(generation) = self.links.get(&msg.0).map(|l| l.generation) {
-            tracing::info!(peer = msg.0, "peer process died (liveness socket closed)");
-            self.handle(
-                LinkDown {
-                    peer: msg.0,
-                    generation,
-                },
-                ctx,
-            );
+        let PeerDied { peer, generation } = msg;
+        if self
+            .links
+            .get(&peer)
+            .is_some_and(|l| l.generation == generation)
+        {
+            tracing::info!(peer, "peer process died (liveness socket closed)");
+            self.handle(LinkDown { peer, generation }, ctx);
         }
     }
 }

@@ -28,12 +28,54 @@ pub use crate::outbox::Outbox;
 /// request waits for them by xid.
 pub const INTERNAL_XID: u64 = u64::MAX;
 
-/// Changes kept for replay to reconnecting persistent watches ([`RecentChanges`]): a session
-/// away while more changes than this were applied gets `PersistentWatchRemoved` notices
-/// instead of a replay. Each costs ~32 bytes plus its path (boxed), so ~1 MB with 60-byte
-/// paths; at 10k writes/s it covers one second of writes. Kept well below
-/// `max_queued_frames_per_session` (100k by default), since a replay is queued at once.
-pub const REPLAY_WINDOW_CHANGES: usize = 10_000;
+/// Default number of changes kept for replay to reconnecting persistent watches
+/// ([`RecentChanges`]; the setting is `replay_window_changes`).
+pub const REPLAY_WINDOW_CHANGES: usize = crate::config::DEFAULT_REPLAY_WINDOW_CHANGES;
+
+/// The file beside the snapshots that holds the replay window as of the newest snapshot.
+pub const REPLAY_WINDOW_FILE: &str = "replay-window";
+
+/// The replay window saved with the snapshot at `at`, if there is one for exactly that zxid
+/// and it is intact; otherwise an empty window at `at` (what a server had before windows were
+/// saved). Either way it holds at most `capacity` changes.
+pub fn load_window(data_dir: &std::path::Path, at: Zxid, capacity: usize) -> RecentChanges {
+    let path = data_dir.join(REPLAY_WINDOW_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => match RecentChanges::decode(&bytes, capacity) {
+            Ok(w) if w.last() == at => {
+                tracing::info!(changes = w.len(), floor = %w.floor(), "replay window restored");
+                return w;
+            }
+            Ok(w) => {
+                tracing::info!(saved_at = %w.last(), snapshot = %at, "replay window is not of this snapshot; starting empty")
+            }
+            Err(e) => tracing::warn!(error = %e, "replay window unreadable; starting empty"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "replay window unreadable; starting empty")
+        }
+    }
+    RecentChanges::new(capacity, at)
+}
+
+/// Saves `window` (taken when the tree was at a snapshot's zxid) atomically: a temporary
+/// file, fsync, rename, fsync of the directory. A failure only costs replays after a restart.
+fn save_window(data_dir: &std::path::Path, window: &RecentChanges) {
+    use std::io::Write;
+    let path = data_dir.join(REPLAY_WINDOW_FILE);
+    let tmp = data_dir.join(format!("{REPLAY_WINDOW_FILE}.tmp"));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&window.encode())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(data_dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "cannot save the replay window");
+    }
+}
 
 /// A connection waiting for a new session to be created.
 pub struct PendingConnect {
@@ -313,6 +355,8 @@ pub struct StoreParts {
     pub proposer: Recipient<Propose>,
     /// The log, for snapshots.
     pub log: LogHandle,
+    /// The replay window as recovered (see [`load_window`]), up to the tree's last zxid.
+    pub recent: RecentChanges,
     /// Last applied zxid, published for connection tasks.
     pub applied: Arc<AtomicU64>,
     /// Where linearizable-read rounds are confirmed (the ZAB replica); `None` for a single
@@ -397,7 +441,7 @@ impl Store {
             .store(parts.tree.last_applied().0, Ordering::Release);
         let no_sessions_until = parts.clock.now_ms() + parts.config.cache_lease_ms;
         Store {
-            recent: RecentChanges::new(REPLAY_WINDOW_CHANGES, parts.tree.last_applied()),
+            recent: parts.recent,
             tree: parts.tree,
             watches: WatchManager::new(),
             sessions: HashMap::new(),
@@ -904,10 +948,14 @@ impl Store {
         // for 200k nodes); sorting and serializing (~0.3 s for 200k) happen on a thread of
         // their own, so the actor keeps serving, heartbeating and applying meanwhile.
         let view = self.tree.snapshot_view();
-        let (log, keep, busy) = (
+        // The window as of this very zxid, saved once the snapshot is: a restart from this
+        // snapshot can then replay what happened before it.
+        let window = self.recent.clone();
+        let (log, keep, busy, data_dir) = (
             self.log.clone(),
             self.config.snapshots_keep,
             self.snapshotting.clone(),
+            self.config.data_dir.clone(),
         );
         let spawned = std::thread::Builder::new()
             .name("coord-snapshot".into())
@@ -916,6 +964,7 @@ impl Store {
                 let bytes = view.serialize();
                 tracing::info!(zxid = %zxid, bytes = bytes.len(), nodes, "snapshot");
                 log.save_snapshot(zxid.0, bytes);
+                save_window(&data_dir, &window);
                 log.purge(keep);
                 busy.store(false, Ordering::Release);
                 // The buffers were this thread's; hand their pages back to the OS now rather
@@ -1566,7 +1615,8 @@ impl Handler<InstallSnapshot> for Store {
                     .store(self.tree.last_applied().0, Ordering::Release);
                 // The changes between the old tree and this one are unknown: replay nothing
                 // from before it.
-                self.recent = RecentChanges::new(REPLAY_WINDOW_CHANGES, self.tree.last_applied());
+                self.recent =
+                    RecentChanges::new(self.config.replay_window(), self.tree.last_applied());
             }
             Err(e) => {
                 // A leader's snapshot that does not validate: serving on would mean serving

@@ -82,7 +82,7 @@ fn start_node(
         max_frame: 1 << 20,
     };
     (
-        PeerNet::new(config, endpoint.clone(), client, sink).start(),
+        PeerNet::new(config, endpoint.clone(), client, sink, Default::default()).start(),
         endpoint,
     )
 }

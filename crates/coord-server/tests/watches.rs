@@ -557,3 +557,78 @@ fn persistent_watches_end_with_a_removal_when_the_server_cannot_replay() {
         );
     });
 }
+
+/// The server is SIGKILLed and restarted while a session with persistent watches is away,
+/// with snapshots taken after the session's last zxid: the restarted server refills its
+/// replay window (the one saved with the snapshot, then the log replayed after it), so the
+/// session gets every change it missed, in order, and no `PersistentWatchRemoved`.
+#[test]
+fn persistent_watches_are_replayed_by_a_restarted_server() {
+    use EventType::*;
+    let mut server = Coordd::start("tick_ms = 500\nsnapshot_every_txns = 4");
+    runtime().block_on(async {
+        let relay = Relay::start(server.addr).await;
+        let (watcher, log) = watcher_via(&relay, &server).await;
+        let writer = server.client().await;
+        for p in ["/k", "/r"] {
+            writer
+                .create(p, b"", CreateOptions::persistent())
+                .await
+                .unwrap();
+        }
+        let mut exact = watcher
+            .add_watch("/k", AddWatchMode::Persistent)
+            .await
+            .unwrap();
+        let mut deep = watcher
+            .add_watch("/r", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let thief = take_away(&relay, &server, &watcher).await;
+        let (mut want_k, mut want_r) = (Vec::new(), Vec::new());
+        for i in 0..12 {
+            let z = writer
+                .set_data("/k", format!("{i}").as_bytes(), None)
+                .await
+                .unwrap()
+                .mzxid;
+            want_k.push((NodeDataChanged, "/k".to_string(), z));
+            let (_, st) = writer
+                .create2(&format!("/r/c{i}"), b"", CreateOptions::persistent())
+                .await
+                .unwrap();
+            want_r.push((NodeCreated, format!("/r/c{i}"), st.czxid));
+        }
+        drop(thief);
+        writer.close().await.unwrap();
+        // Snapshots were taken after the watcher's last zxid (one every 4 txns).
+        let snapshots = std::fs::read_dir(server.dir.join("data").join("log"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("snap"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert!(snapshots > 0, "snapshots taken:\n{}", server.log_tail());
+        server.restart();
+        bring_back(&relay, &watcher).await;
+        assert_eq!(take(&mut exact, want_k.len()).await, want_k);
+        assert_eq!(take(&mut deep, want_r.len()).await, want_r);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(exact.next().now_or_never().is_none());
+        assert!(deep.next().now_or_never().is_none());
+        assert!(
+            !log.lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.0 == PersistentWatchRemoved),
+            "a watch was removed: {:?}",
+            log.lock().unwrap()
+        );
+        assert!(
+            server.log_tail().contains("replay window restored"),
+            "{}",
+            server.log_tail()
+        );
+    });
+}

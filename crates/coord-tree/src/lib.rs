@@ -35,7 +35,7 @@ mod watch;
 
 pub use acl::digest_id;
 pub use apply::{ApplyOutcome, Change, MAX_TTL_MS};
-pub use recent::{RecentChanges, ReplayGap};
+pub use recent::{RecentChanges, ReplayGap, WindowDecodeError};
 pub use snapshot::{SNAPSHOT_VERSION, SnapshotView};
 pub use tree::DataTree;
 pub use txn::{Txn, TxnBody};

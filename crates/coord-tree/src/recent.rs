@@ -82,15 +82,7 @@ impl RecentChanges {
             event_type: c.event_type,
             path: c.path.as_str().into(),
         }));
-        while self.entries.len() > self.capacity {
-            let Some(oldest) = self.entries.pop_front() else {
-                break;
-            };
-            while self.entries.front().is_some_and(|e| e.zxid == oldest.zxid) {
-                self.entries.pop_front();
-            }
-            self.floor = oldest.zxid;
-        }
+        self.evict();
     }
 
     /// The oldest zxid a replay can start after: `replay(after)` works iff `after >= floor`.
@@ -168,6 +160,150 @@ impl RecentChanges {
                 zxid: e.zxid.0,
             })
             .collect())
+    }
+}
+
+/// Why a saved window was not loaded ([`RecentChanges::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("replay window file: {0}")]
+pub struct WindowDecodeError(String);
+
+const WINDOW_MAGIC: &[u8; 4] = b"CRCW";
+const WINDOW_VERSION: u32 = 1;
+const WINDOW_PREAMBLE: usize = 12;
+
+fn event_code(t: EventType) -> u8 {
+    match t {
+        EventType::NodeCreated => 1,
+        EventType::NodeDeleted => 2,
+        EventType::NodeDataChanged => 3,
+        EventType::NodeChildrenChanged => 4,
+        EventType::DataWatchRemoved => 5,
+        EventType::ChildWatchRemoved => 6,
+        EventType::PersistentWatchRemoved => 7,
+    }
+}
+
+fn event_of(code: u8) -> Option<EventType> {
+    Some(match code {
+        1 => EventType::NodeCreated,
+        2 => EventType::NodeDeleted,
+        3 => EventType::NodeDataChanged,
+        4 => EventType::NodeChildrenChanged,
+        _ => return None,
+    })
+}
+
+impl RecentChanges {
+    /// Resizes the window: past `capacity` changes, whole txns are evicted from the front.
+    pub fn with_capacity(mut self, capacity: usize) -> RecentChanges {
+        self.capacity = capacity;
+        self.evict();
+        self
+    }
+
+    fn evict(&mut self) {
+        while self.entries.len() > self.capacity {
+            let Some(oldest) = self.entries.pop_front() else {
+                break;
+            };
+            while self.entries.front().is_some_and(|e| e.zxid == oldest.zxid) {
+                self.entries.pop_front();
+            }
+            self.floor = oldest.zxid;
+        }
+    }
+
+    /// The window as bytes, to be saved beside a snapshot at [`RecentChanges::last`], so a
+    /// restarted server can replay what happened before its snapshot:
+    /// `"CRCW" | version u32 | crc32c u32 (of the rest) | floor u64 | last u64 | count u32 |
+    /// (zxid u64 | event u8 | path length u32 | path)*`, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let paths: usize = self.entries.iter().map(|e| e.path.len()).sum();
+        let mut out = Vec::with_capacity(WINDOW_PREAMBLE + 20 + self.entries.len() * 13 + paths);
+        out.extend_from_slice(WINDOW_MAGIC);
+        out.extend_from_slice(&WINDOW_VERSION.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.floor.0.to_le_bytes());
+        out.extend_from_slice(&self.last.0.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            out.extend_from_slice(&e.zxid.0.to_le_bytes());
+            out.push(event_code(e.event_type));
+            out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+            out.extend_from_slice(e.path.as_bytes());
+        }
+        let crc = crc32c::crc32c(&out[WINDOW_PREAMBLE..]);
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A window from [`RecentChanges::encode`]'s bytes, holding at most `capacity` changes.
+    /// Anything malformed (bad magic, version or checksum, a zxid out of order or outside
+    /// `(floor, last]`, an event that is not a tree change, a path that is not UTF-8, bytes
+    /// left over) is an error: the caller then starts with an empty window, as before.
+    pub fn decode(bytes: &[u8], capacity: usize) -> Result<RecentChanges, WindowDecodeError> {
+        let bad = |what: &str| WindowDecodeError(what.to_string());
+        if bytes.len() < WINDOW_PREAMBLE || &bytes[..4] != WINDOW_MAGIC {
+            return Err(bad("not a replay window"));
+        }
+        let u32_at = |b: &[u8], at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        let u64_at = |b: &[u8], at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+        };
+        if u32_at(bytes, 4) != Some(WINDOW_VERSION) {
+            return Err(bad("unknown version"));
+        }
+        let body = &bytes[WINDOW_PREAMBLE..];
+        if u32_at(bytes, 8) != Some(crc32c::crc32c(body)) {
+            return Err(bad("checksum mismatch"));
+        }
+        let (Some(floor), Some(last), Some(count)) =
+            (u64_at(body, 0), u64_at(body, 8), u32_at(body, 16))
+        else {
+            return Err(bad("truncated header"));
+        };
+        if floor > last {
+            return Err(bad("floor above last"));
+        }
+        let mut at = 20;
+        let mut entries = VecDeque::new();
+        let mut prev = floor;
+        for _ in 0..count {
+            let (Some(zxid), Some(&code), Some(len)) =
+                (u64_at(body, at), body.get(at + 8), u32_at(body, at + 9))
+            else {
+                return Err(bad("truncated entry"));
+            };
+            at += 13;
+            let path = body
+                .get(at..at + len as usize)
+                .ok_or_else(|| bad("truncated path"))?;
+            at += len as usize;
+            let path = std::str::from_utf8(path).map_err(|_| bad("path is not UTF-8"))?;
+            let event_type = event_of(code).ok_or_else(|| bad("not a tree change"))?;
+            if zxid <= floor || zxid > last || zxid < prev {
+                return Err(bad("zxid out of order"));
+            }
+            prev = zxid;
+            entries.push_back(Recent {
+                zxid: Zxid(zxid),
+                event_type,
+                path: path.into(),
+            });
+        }
+        if at != body.len() {
+            return Err(bad("bytes after the last entry"));
+        }
+        Ok(RecentChanges {
+            entries,
+            floor: Zxid(floor),
+            last: Zxid(last),
+            capacity,
+        }
+        .with_capacity(capacity))
     }
 }
 

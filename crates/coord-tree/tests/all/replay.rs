@@ -322,3 +322,66 @@ fn one_shot_watches_covered_by_the_replay_are_consumed_by_it() {
     assert!(!w.has_watch(9, "/born", WatchKind::Exist));
     assert!(w.has_watch(9, "/born", WatchKind::Persistent));
 }
+
+/// A window saved beside a snapshot and loaded by a restarted server replays exactly what
+/// the original would; a smaller capacity keeps the newest whole txns; any damage is
+/// refused, never half-read.
+#[test]
+fn a_saved_window_replays_what_the_original_did_and_damage_is_refused() {
+    let mut r = RecentChanges::new(100, Zxid(10));
+    r.record(Zxid(11), &[ch(NodeDataChanged, "/a")]);
+    r.record(Zxid(12), &[]);
+    r.record(
+        Zxid(13),
+        &[ch(NodeCreated, "/b/ü"), ch(NodeChildrenChanged, "/b")],
+    );
+    r.record(Zxid(14), &[ch(NodeDeleted, "/a")]);
+    let bytes = r.encode();
+    let back = RecentChanges::decode(&bytes, 100).expect("decodes");
+    assert_eq!(
+        (back.floor(), back.last(), back.len()),
+        (r.floor(), r.last(), r.len())
+    );
+    for after in [10, 11, 12, 13, 14] {
+        for (p, deep) in [
+            (&["/a"][..], &[][..]),
+            (&["/b"][..], &["/b"][..]),
+            (&[][..], &["/"][..]),
+        ] {
+            assert_eq!(
+                back.replay(Zxid(after), &s(p), &s(deep)),
+                r.replay(Zxid(after), &s(p), &s(deep)),
+                "after {after}, {p:?} {deep:?}"
+            );
+        }
+    }
+    // Loaded into a smaller window: whole txns from the front go.
+    let small = RecentChanges::decode(&bytes, 2).unwrap();
+    assert_eq!(
+        (small.floor(), small.len(), small.last()),
+        (Zxid(13), 1, Zxid(14))
+    );
+    let empty = RecentChanges::new(5, Zxid(7)).encode();
+    let e = RecentChanges::decode(&empty, 5).unwrap();
+    assert_eq!((e.floor(), e.last(), e.len()), (Zxid(7), Zxid(7), 0));
+    // Every single flipped bit, every truncation, and trailing bytes are refused.
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            assert!(
+                RecentChanges::decode(&b, 100).is_err(),
+                "byte {i} bit {bit}"
+            );
+        }
+    }
+    for n in 0..bytes.len() {
+        assert!(
+            RecentChanges::decode(&bytes[..n], 100).is_err(),
+            "cut at {n}"
+        );
+    }
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(RecentChanges::decode(&long, 100).is_err());
+}

@@ -331,6 +331,12 @@ typedef struct coord_options {
   coord_session_cb session_cb;
   // Passed to `session_cb`.
   void *session_ctx;
+  // This client's certificate (PEM file), for servers that ask for one (`[tls]
+  // client_auth`; make one with `coordd cert client`): its subject (`CN=NAME`) is then
+  // the session's `x509` identity. NULL: the `COORD_CERT` environment variable, if set.
+  const char *cert_path;
+  // The certificate's private key (PEM file); NULL: `COORD_KEY`. Give both or neither.
+  const char *key_path;
 } coord_options;
 
 // A session's cache counts (`coord_cache_stats`), since the session began.

@@ -106,6 +106,12 @@ pub struct coord_options {
     pub session_cb: coord_session_cb,
     /// Passed to `session_cb`.
     pub session_ctx: *mut c_void,
+    /// This client's certificate (PEM file), for servers that ask for one (`[tls]
+    /// client_auth`; make one with `coordd cert client`): its subject (`CN=NAME`) is then
+    /// the session's `x509` identity. NULL: the `COORD_CERT` environment variable, if set.
+    pub cert_path: *const c_char,
+    /// The certificate's private key (PEM file); NULL: `COORD_KEY`. Give both or neither.
+    pub key_path: *const c_char,
 }
 
 /// The result of an async call, borrowed for the duration of its completion callback (copy
@@ -482,6 +488,19 @@ pub unsafe extern "C" fn coord_connect(
                 cfg = cfg.connect_timeout(Duration::from_millis(o.connect_timeout_ms.into()));
             }
             cfg = cfg.read_only(o.read_only).cache(o.cache);
+        }
+        let named = |p: Option<*const c_char>, var: &str| -> Result<Option<String>, coord_rc> {
+            match opt_str_arg(p.unwrap_or(std::ptr::null()))? {
+                Some(s) => Ok(Some(s.to_string())),
+                None => Ok(std::env::var(var).ok()),
+            }
+        };
+        let cert = named(opts.map(|o| o.cert_path), "COORD_CERT")?;
+        let key = named(opts.map(|o| o.key_path), "COORD_KEY")?;
+        match (cert, key) {
+            (Some(cert), Some(key)) => cfg = cfg.client_cert(cert, key).map_err(rc)?,
+            (None, None) => {}
+            _ => return Err(coord_rc::COORD_EBADARGUMENTS),
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -716,7 +716,8 @@ impl NativeClient {
 /// Connects a session; returns a `Pending` resolving to a `NativeClient`. With `cache`, the
 /// session's default handle reads in `ReadMode::Cached` (`ClientConfig::cache`).
 #[pyfunction]
-#[pyo3(signature = (servers, ca, session_timeout, connect_timeout, read_only, grace_period=None, cache=false))]
+#[pyo3(signature = (servers, ca, session_timeout, connect_timeout, read_only, grace_period=None, cache=false, cert=None, key=None))]
+#[allow(clippy::too_many_arguments)]
 fn connect(
     servers: &str,
     ca: &str,
@@ -725,8 +726,14 @@ fn connect(
     read_only: bool,
     grace_period: Option<f64>,
     cache: bool,
+    cert: Option<&str>,
+    key: Option<&str>,
 ) -> PyResult<PendingClient> {
-    let mut cfg = match ClientConfig::new(servers, ca) {
+    let built = ClientConfig::new(servers, ca).and_then(|c| match (cert, key) {
+        (Some(cert), Some(key)) => c.client_cert(cert, key),
+        _ => Ok(c),
+    });
+    let mut cfg = match built {
         Ok(c) => c,
         Err(e) => return Python::attach(|py| Err(to_exception(py, &e))),
     };

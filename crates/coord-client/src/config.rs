@@ -9,6 +9,11 @@ use std::time::Duration;
 pub const ENV_SERVERS: &str = "COORD_SERVERS";
 /// Environment variable with the path of the cluster CA certificate (PEM).
 pub const ENV_CA: &str = "COORD_CA";
+/// Environment variable with the path of this client's certificate (PEM), for servers that
+/// ask for one (`[tls] client_auth`); read with [`ENV_KEY`].
+pub const ENV_CERT: &str = "COORD_CERT";
+/// Environment variable with the path of this client's private key (PEM).
+pub const ENV_KEY: &str = "COORD_KEY";
 
 /// Default requested session timeout (the server negotiates it into its bounds).
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +72,10 @@ pub struct ClientConfig {
     /// connection's liveness instead (no reply, not even to pings, for 2/3 of the session
     /// timeout drops it).
     pub request_timeout: Duration,
+    /// This client's certificate chain and private key (PEM), presented when a server asks
+    /// (`[tls] client_auth = "optional"` or `"required"`); the certificate's subject becomes
+    /// the session's `x509` identity for ACLs. `None`: no certificate.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -82,6 +91,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("cache", &self.cache)
             .field("grace_period", &self.grace_period)
             .field("request_timeout", &self.request_timeout)
+            .field("client_cert", &self.client_cert.is_some())
             .finish()
     }
 }
@@ -115,6 +125,7 @@ impl ClientConfig {
             cache: false,
             grace_period: DEFAULT_GRACE_PERIOD,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            client_cert: None,
         })
     }
 
@@ -128,7 +139,42 @@ impl ClientConfig {
                 )
             })
         };
-        ClientConfig::new(&var(ENV_SERVERS)?, var(ENV_CA)?)
+        let cfg = ClientConfig::new(&var(ENV_SERVERS)?, var(ENV_CA)?)?;
+        match (std::env::var(ENV_CERT), std::env::var(ENV_KEY)) {
+            (Ok(cert), Ok(key)) => cfg.client_cert(cert, key),
+            (Err(_), Err(_)) => Ok(cfg),
+            _ => Err(Error::with_message(
+                ErrorCode::BadArguments,
+                format!("set both {ENV_CERT} and {ENV_KEY}, or neither"),
+            )),
+        }
+    }
+
+    /// Presents the certificate in the PEM file `cert_path` (with the key in `key_path`) to
+    /// servers that ask for one (see [`ClientConfig::client_cert`]).
+    pub fn client_cert(
+        self,
+        cert_path: impl AsRef<Path>,
+        key_path: impl AsRef<Path>,
+    ) -> Result<ClientConfig, Error> {
+        let read = |p: &Path, what: &str| {
+            std::fs::read(p).map_err(|e| {
+                Error::with_message(
+                    ErrorCode::BadArguments,
+                    format!("cannot read {what} {}: {e}", p.display()),
+                )
+            })
+        };
+        let cert = read(cert_path.as_ref(), "client certificate")?;
+        let key = read(key_path.as_ref(), "client key")?;
+        self.client_cert_pem(cert, key)
+    }
+
+    /// Like [`ClientConfig::client_cert`], with the certificate chain and key as PEM bytes.
+    pub fn client_cert_pem(mut self, cert: Vec<u8>, key: Vec<u8>) -> Result<ClientConfig, Error> {
+        crate::tls::parse_identity(&cert, &key)?;
+        self.client_cert = Some((cert, key));
+        Ok(self)
     }
 
     /// Sets the requested session timeout.
@@ -312,6 +358,7 @@ mod tests {
             cache: false,
             grace_period: DEFAULT_GRACE_PERIOD,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            client_cert: None,
         }
     }
 

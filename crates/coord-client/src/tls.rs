@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use coord_proto::ErrorCode;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +35,31 @@ pub(crate) fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error
     Ok(certs)
 }
 
+/// Parses a client certificate chain and its private key from PEM, refusing input without
+/// one or the other.
+pub(crate) fn parse_identity(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let bad = |m: String| Error::with_message(ErrorCode::BadArguments, m);
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("client certificate is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("client certificate file holds no certificate".into()));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| bad(format!("client key is not valid PEM: {e}")))?
+        .ok_or_else(|| bad("client key file holds no private key".into()))?;
+    Ok((certs, key))
+}
+
 /// The quinn client configuration: TLS 1.3 (ring), roots = the cluster CA only, ALPN
-/// `coord/1`, no client certificate, and `idle_timeout` as QUIC's idle timeout.
+/// `coord/1`, the client certificate if one is given (PEM chain, PEM key), and
+/// `idle_timeout` as QUIC's idle timeout.
 pub(crate) fn quic_client_config(
     ca_pem: &[u8],
+    client_cert: Option<&(Vec<u8>, Vec<u8>)>,
     idle_timeout: Duration,
 ) -> Result<quinn::ClientConfig, Error> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
@@ -51,11 +72,19 @@ pub(crate) fn quic_client_config(
             .map_err(|e| bad("CA certificate refused", &e))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| bad("TLS setup", &e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut tls = match client_cert {
+        Some((cert, key)) => {
+            let (certs, key) = parse_identity(cert, key)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| bad("client certificate refused", &e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| bad("QUIC TLS setup", &e))?;

@@ -113,7 +113,11 @@ impl Transport {
     fn make(cfg: &ClientConfig, shared: bool) -> Result<Transport, Error> {
         Ok(Transport {
             inner: Arc::new(Inner {
-                quic: tls::quic_client_config(&cfg.ca_pem, idle_timeout(cfg))?,
+                quic: tls::quic_client_config(
+                    &cfg.ca_pem,
+                    cfg.client_cert.as_ref(),
+                    idle_timeout(cfg),
+                )?,
                 shared,
                 endpoints: Mutex::new([None, None]),
                 conns: Mutex::new(HashMap::new()),

@@ -154,6 +154,26 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Extra DNS names or IPs for the generated server certificate.
     pub names: Vec<String>,
+    /// Client certificates: `"none"` (not asked for; the default), `"optional"` (asked for;
+    /// a client without one still connects) or `"required"` (a client without a valid one
+    /// fails its TLS handshake). A verified certificate's subject (RFC 2253, as ZooKeeper's
+    /// `X509AuthenticationProvider`: `CN=alice,O=Acme`) is the session's `x509` identity.
+    pub client_auth: ClientAuth,
+    /// The CA client certificates must chain to (default: `ca_cert`, the cluster CA).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Whether the client listener asks for client certificates ([`TlsConfig::client_auth`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Not asked for.
+    #[default]
+    None,
+    /// Asked for; a client may connect without one.
+    Optional,
+    /// A client must present one that chains to the client CA.
+    Required,
 }
 
 /// Default of [`Config::replay_window_changes`]: ~1 MB with 60-byte paths; at 10k writes/s
@@ -248,6 +268,13 @@ impl Config {
                     "id {} is not among the members",
                     self.id
                 )));
+            }
+            if self.tls.ca_cert.is_none() {
+                // Without one, every member would make a CA of its own and no two would
+                // trust each other.
+                return Err(ConfigError::Invalid(
+                    "an ensemble member needs the cluster CA in [tls] ca_cert (with cert and key, or ca_key): run `coordd ca init --dir CA` once, then `coordd cert issue --ca CA --id N --name HOST --out DIR` for each server".into(),
+                ));
             }
             if !self.members.iter().any(|m| !m.observer) {
                 return Err(ConfigError::Invalid(

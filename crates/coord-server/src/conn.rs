@@ -121,6 +121,8 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: Rc<ConnContext>) {
 async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
     let ip = conn.remote_address().ip();
     ctx.watchable.admit(&conn);
+    // Verified by TLS against the client CA when the listener asks for certificates.
+    let x509: Option<Rc<str>> = crate::tls::x509_subject(conn.peer_identity()).map(Rc::from);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -129,7 +131,14 @@ async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
                     *n += 1;
                     *n
                 };
-                actix_rt::spawn(handle_stream(send, recv, ip, conn_id, ctx.clone()));
+                actix_rt::spawn(handle_stream(
+                    send,
+                    recv,
+                    ip,
+                    x509.clone(),
+                    conn_id,
+                    ctx.clone(),
+                ));
             }
             Err(e) => {
                 tracing::debug!(%ip, error = %e, "connection closed");
@@ -206,9 +215,11 @@ async fn handle_stream(
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     ip: IpAddr,
+    x509: Option<Rc<str>>,
     conn_id: u64,
     ctx: Rc<ConnContext>,
 ) {
+    let x509: Option<String> = x509.map(|s| s.to_string());
     let (tx, rx) = outbox();
     let (done_tx, mut done_rx) = oneshot::channel();
     actix_rt::spawn(writer(send, rx, done_tx));
@@ -303,6 +314,7 @@ async fn handle_stream(
             permits: permits.clone(),
             conn_id,
             ip,
+            x509: x509.clone(),
             reply: reply_tx,
         });
     } else if connect.session_id == 0 {
@@ -313,6 +325,7 @@ async fn handle_stream(
             permits: permits.clone(),
             conn_id,
             ip,
+            x509: x509.clone(),
             timeout_ms: ctx.config.negotiate_timeout(connect.timeout_ms),
             password,
             reply: reply_tx,
@@ -325,6 +338,7 @@ async fn handle_stream(
             permits: permits.clone(),
             conn_id,
             ip,
+            x509: x509.clone(),
             reply: reply_tx,
         });
     }

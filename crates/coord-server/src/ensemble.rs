@@ -106,7 +106,8 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let client_udp = bind_udp(config.client_addr)?;
     let peer_udp = bind_udp(me.peer_addr)?;
     let liveness_addrs = [client_udp.local_addr(), peer_udp.local_addr()];
-    let client_server = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
+    let client_server =
+        tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION, &config.tls)?;
     let peers: HashMap<u64, std::net::SocketAddr> = config
         .members
         .iter()

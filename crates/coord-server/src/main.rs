@@ -3,6 +3,9 @@
 //! ```text
 //! coordd run --config FILE [--id N] [--client-addr ADDR] [--data-dir DIR]
 //! coordd dev [--nodes 1] [--dir DIR] [--port PORT]
+//! coordd ca init --dir DIR
+//! coordd cert issue --ca DIR --id N --name HOST [--name ADDR ...] --out DIR
+//! coordd cert client --ca DIR --name NAME [--out DIR]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -54,6 +57,142 @@ enum Command {
         #[arg(long, default_value_t = 7181)]
         port: u16,
     },
+    /// The cluster certificate authority every server and client certificate chains to.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Certificates signed by the cluster CA: one per server, and for clients.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create the cluster CA (`ca.pem`, `ca.key`) in DIR; an existing one is kept.
+    Init {
+        /// Where the CA lives; keep `ca.key` on the machine that issues certificates.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Issue server N's certificate (peer and client use) into OUT: `server.pem`,
+    /// `server.key` and a copy of `ca.pem`.
+    Issue {
+        /// The CA directory (`coordd ca init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The server's id in the ensemble.
+        #[arg(long)]
+        id: u64,
+        /// Host names and IP addresses clients and peers use to reach it (repeatable).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Directory to write to (created; the key is written mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a client certificate `CN=NAME` into OUT: `NAME.pem`, `NAME.key`. With
+    /// `[tls] client_auth`, its session's identity is `x509:CN=NAME`.
+    Client {
+        /// The CA directory (`coordd ca init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The client's name (its certificate's common name).
+        #[arg(long)]
+        name: String,
+        /// Directory to write to (created).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// `coordd ca ...` and `coordd cert ...`: prints what was written and what to do next.
+fn certificates(ca: Option<CaCommand>, cert: Option<CertCommand>) -> Result<(), String> {
+    use coord_server::tls;
+    let mkdir = |d: &std::path::Path| {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))
+    };
+    let ca_key = |dir: &std::path::Path| -> Result<PathBuf, String> {
+        let key = dir.join("ca.key");
+        if !key.is_file() || !dir.join("ca.pem").is_file() {
+            return Err(format!(
+                "{}: no CA there (ca.pem and ca.key); create one with `coordd ca init --dir {}`",
+                dir.display(),
+                dir.display()
+            ));
+        }
+        Ok(key)
+    };
+    match (ca, cert) {
+        (Some(CaCommand::Init { dir }), _) => {
+            let existed = dir.join("ca.pem").is_file() && dir.join("ca.key").is_file();
+            let (cert, key) = tls::ensure_ca(&dir).map_err(|e| e.to_string())?;
+            let verb = if existed {
+                "kept the existing"
+            } else {
+                "created the"
+            };
+            println!(
+                "{verb} cluster CA: {} (key {})",
+                cert.display(),
+                key.display()
+            );
+            println!(
+                "next, for each server: coordd cert issue --ca {} --id N --name HOST --out DIR",
+                dir.display()
+            );
+        }
+        (_, Some(CertCommand::Issue { ca, id, names, out })) => {
+            if id == 0 {
+                return Err("--id must be positive (the server's id in the ensemble)".into());
+            }
+            let key = ca_key(&ca)?;
+            mkdir(&out)?;
+            let (cert_path, key_path) = (out.join("server.pem"), out.join("server.key"));
+            tls::issue_server_cert(&key, id, &names, &cert_path, &key_path)
+                .map_err(|e| e.to_string())?;
+            std::fs::copy(ca.join("ca.pem"), out.join("ca.pem"))
+                .map_err(|e| format!("{}: {e}", out.join("ca.pem").display()))?;
+            println!(
+                "issued server {id}'s certificate for {} into {}",
+                names.join(", "),
+                out.display()
+            );
+            println!("in that server's config:");
+            println!("[tls]");
+            for (k, f) in [
+                ("ca_cert", "ca.pem"),
+                ("cert", "server.pem"),
+                ("key", "server.key"),
+            ] {
+                println!("{k} = \"{}\"", out.join(f).display());
+            }
+        }
+        (_, Some(CertCommand::Client { ca, name, out })) => {
+            if name.is_empty() || name.contains(['/', '\\', '\0']) {
+                return Err(format!("--name {name:?}: a non-empty name without / or \\"));
+            }
+            let key = ca_key(&ca)?;
+            mkdir(&out)?;
+            let (cert_path, key_path) = (
+                out.join(format!("{name}.pem")),
+                out.join(format!("{name}.key")),
+            );
+            tls::issue_client_cert(&key, &name, &cert_path, &key_path)
+                .map_err(|e| e.to_string())?;
+            println!("issued client certificate CN={name}");
+            println!("export COORD_CERT={}", cert_path.display());
+            println!("export COORD_KEY={}", key_path.display());
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 fn init_logging() {
@@ -283,6 +422,24 @@ fn main() -> ExitCode {
             port,
         } => {
             return dev(&dir, port, nodes, observers);
+        }
+        Command::Ca { command } => {
+            return match certificates(Some(command), None) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("coordd: ca: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Cert { command } => {
+            return match certificates(None, Some(command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("coordd: cert: {e}");
+                    ExitCode::from(2)
+                }
+            };
         }
     };
     init_logging();

@@ -206,7 +206,8 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     write_epoch(&config.epoch_file(), epoch)?;
     let udp = bind_udp(config.client_addr)?;
     let liveness_addr = udp.local_addr();
-    let server_config = tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION)?;
+    let server_config =
+        tls::client_server_config(&tls_files, tls::MAX_SESSIONS_PER_CONNECTION, &config.tls)?;
     tracing::info!(id = config.id, epoch, addr = %config.client_addr, "coordd serving");
 
     let system = actix_rt::System::new();

@@ -87,12 +87,23 @@ pub struct PendingConnect {
     pub conn_id: u64,
     /// The client's address (its `ip` identity).
     pub ip: IpAddr,
+    /// The subject of the client certificate of its connection, if one was presented
+    /// (its `x509` identity).
+    pub x509: Option<String>,
     /// Negotiated timeout.
     pub timeout_ms: u32,
     /// Password of the new session.
     pub password: Vec<u8>,
     /// Answered with (session id, timeout) once the session is committed.
     pub reply: ConnectReply,
+}
+
+/// The identities a session gets from its connection: `ip` always, `x509` with a client
+/// certificate.
+fn connection_auth(ip: IpAddr, x509: Option<String>) -> Vec<Id> {
+    let mut auth = vec![Id::new("ip", ip.to_string())];
+    auth.extend(x509.map(|subject| Id::new("x509", subject)));
+    auth
 }
 
 /// Create a session for a new connection.
@@ -116,6 +127,9 @@ pub struct Attach {
     pub conn_id: u64,
     /// The client's address.
     pub ip: IpAddr,
+    /// The subject of the client certificate of its connection, if one was presented
+    /// (its `x509` identity).
+    pub x509: Option<String>,
     /// Answered with (session id, timeout) or why not.
     pub reply: ConnectReply,
 }
@@ -144,6 +158,9 @@ pub struct AttachReadOnly {
     pub conn_id: u64,
     /// The client's address.
     pub ip: IpAddr,
+    /// The subject of the client certificate of its connection, if one was presented
+    /// (its `x509` identity).
+    pub x509: Option<String>,
     /// Answered with (session id, timeout) or why not.
     pub reply: ConnectReply,
 }
@@ -1110,7 +1127,7 @@ impl Store {
             conn_id: msg.conn_id,
             outbox: msg.outbox,
             permits: msg.permits,
-            auth: vec![Id::new("ip", msg.ip.to_string())],
+            auth: connection_auth(msg.ip, msg.x509),
             queue: VecDeque::new(),
             read_only: false,
         };
@@ -1205,7 +1222,7 @@ impl Handler<AttachReadOnly> for Store {
             conn_id: msg.conn_id,
             outbox: msg.outbox,
             permits: msg.permits,
-            auth: vec![Id::new("ip", msg.ip.to_string())],
+            auth: connection_auth(msg.ip, msg.x509),
             queue: VecDeque::new(),
             read_only: true,
         };
@@ -1416,7 +1433,7 @@ impl Store {
                         conn_id: pc.conn_id,
                         outbox: pc.outbox,
                         permits: pc.permits,
-                        auth: vec![Id::new("ip", pc.ip.to_string())],
+                        auth: connection_auth(pc.ip, pc.x509),
                         queue: VecDeque::new(),
                         read_only: false,
                     };

@@ -212,17 +212,38 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the quinn server configuration for the client listener.
+/// Builds the quinn server configuration for the client listener; `tls` says whether client
+/// certificates are asked for, and which CA they must chain to.
 pub fn client_server_config(
     files: &TlsFiles,
     max_streams: u32,
+    tls: &crate::config::TlsConfig,
 ) -> Result<quinn::ServerConfig, TlsError> {
+    use crate::config::ClientAuth;
     let certs = load_certs(&files.cert)?;
     let key = load_key(&files.key)?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match tls.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        mode => {
+            let ca = tls.client_ca.as_ref().unwrap_or(&files.ca_cert);
+            let roots = Arc::new(ca_roots(ca)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider());
+            let verifier = if mode == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| TlsError::Pem {
+                path: ca.clone(),
+                message: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut tls = builder.with_single_cert(certs, key)?;
     tls.alpn_protocols = vec![CLIENT_ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let crypto =
@@ -329,6 +350,75 @@ pub fn peer_configs(
     Ok((server, client))
 }
 
+/// The subject of the certificate a client presented (already verified against the client
+/// CA by TLS), in RFC 2253 form as Java's `X500Principal.getName()` gives it (ZooKeeper's
+/// x509 ids): the most specific RDN first, `CN=alice,OU=ops,O=Acme`, with `,+"\<>;` and a
+/// leading `#` or space escaped. `None` when no certificate was presented.
+pub fn x509_subject(identity: Option<Box<dyn std::any::Any>>) -> Option<String> {
+    let chain = identity?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let leaf = chain.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        let mut attrs = Vec::new();
+        for attr in rdn.iter() {
+            let oid = attr.attr_type();
+            let name = x509_parser::objects::oid2abbrev(oid, registry)
+                .map(|n| match n {
+                    "emailAddress" => "EMAILADDRESS".to_string(),
+                    n => n.to_string(),
+                })
+                .unwrap_or_else(|_| oid.to_id_string());
+            let value = attr.as_str().ok()?;
+            attrs.push(format!("{name}={}", rfc2253_escape(value)));
+        }
+        rdns.push(attrs.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+fn rfc2253_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Issues a client certificate (`CN=<name>`, client use only) signed by the CA whose key is
+/// `ca_key`; writes `cert` and `key` (the key mode 0600). Its subject is the `x509` identity
+/// a session gets from it: `CN=<name>`.
+pub fn issue_client_cert(
+    ca_key: &Path,
+    name: &str,
+    cert: &Path,
+    key: &Path,
+) -> Result<(), TlsError> {
+    let ca_key_pem = std::fs::read_to_string(ca_key).map_err(io_err(ca_key))?;
+    let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&ca_key_pem)?);
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    let key_pair = KeyPair::generate()?;
+    let signed = params.signed_by(&key_pair, &issuer)?;
+    write_file(key, &key_pair.serialize_pem(), true)?;
+    write_file(cert, &signed.pem(), false)?;
+    Ok(())
+}
+
 /// Whether the certificate a peer presented (already verified against the CA by TLS) names
 /// server `id`.
 pub fn cert_names_peer(identity: Option<Box<dyn std::any::Any>>, id: u64) -> bool {
@@ -348,4 +438,50 @@ pub fn cert_names_peer(identity: Option<Box<dyn std::any::Any>>, id: u64) -> boo
         return false;
     };
     cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject_of(dn: &[(DnType, &str)]) -> Option<String> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut name = DistinguishedName::new();
+        for (t, v) in dn {
+            name.push(t.clone(), *v);
+        }
+        params.distinguished_name = name;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let chain = vec![CertificateDer::from(cert.der().to_vec())];
+        x509_subject(Some(Box::new(chain)))
+    }
+
+    #[test]
+    fn subjects_read_as_java_prints_them() {
+        // DER order C, O, OU, CN: RFC 2253 prints the most specific first.
+        assert_eq!(
+            subject_of(&[
+                (DnType::CountryName, "US"),
+                (DnType::OrganizationName, "Acme, Inc."),
+                (DnType::OrganizationalUnitName, "ops"),
+                (DnType::CommonName, "alice"),
+            ])
+            .as_deref(),
+            Some("CN=alice,OU=ops,O=Acme\\, Inc.,C=US")
+        );
+        assert_eq!(
+            subject_of(&[(DnType::CommonName, "#x+y \"z\" <w>; ")]).as_deref(),
+            Some("CN=\\#x\\+y \\\"z\\\" \\<w\\>\\;\\ ")
+        );
+        assert_eq!(
+            subject_of(&[(DnType::CommonName, "bob")]).as_deref(),
+            Some("CN=bob")
+        );
+        // No certificate, or not a certificate: no identity.
+        assert_eq!(x509_subject(None), None);
+        let junk = vec![CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])];
+        assert_eq!(x509_subject(Some(Box::new(junk))), None);
+        assert_eq!(x509_subject(Some(Box::new(42u32))), None);
+    }
 }

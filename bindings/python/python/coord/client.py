@@ -79,9 +79,17 @@ class _Base:
     def __init__(self, servers: Optional[str] = None, timeout: float = 10.0,
                  ca: Optional[str] = None, auth: Optional[Iterable[Tuple[str, Union[str, bytes]]]] = None,
                  read_only: bool = False, session_timeout: float = 10.0,
-                 grace_period: Optional[float] = None, cache: bool = False):
+                 grace_period: Optional[float] = None, cache: bool = False,
+                 cert: Optional[str] = None, key: Optional[str] = None):
         servers = servers if servers is not None else os.environ.get("COORD_SERVERS")
         ca = ca if ca is not None else os.environ.get("COORD_CA")
+        cert = cert if cert is not None else os.environ.get("COORD_CERT")
+        key = key if key is not None else os.environ.get("COORD_KEY")
+        if (cert is None) != (key is None):
+            raise CoordError("pass both cert= and key= (or COORD_CERT and COORD_KEY), or neither",
+                             "BadArguments", -8)
+        self.cert = None if cert is None else _str("cert", cert)
+        self.key = None if key is None else _str("key", key)
         if servers is None:
             raise CoordError("no servers: pass servers= or set COORD_SERVERS", "BadArguments", -8)
         if ca is None:
@@ -100,7 +108,8 @@ class _Base:
 
     def _connect_call(self) -> _native.PendingClient:
         return _native.connect(self.servers, self.ca, self.session_timeout_requested,
-                               self.timeout, self.read_only, self.grace_period, self.cache)
+                               self.timeout, self.read_only, self.grace_period, self.cache,
+                               self.cert, self.key)
 
     @property
     def _n(self) -> _native.NativeClient:
@@ -168,6 +177,11 @@ class Client(_Base):
 
         with coord.Client() as c:
             c.create("/app", b"v1")
+
+    ``cert`` and ``key`` (PEM files; default ``COORD_CERT`` / ``COORD_KEY``) are this
+    client's certificate, for servers that ask for one (``[tls] client_auth``): make one
+    with ``coordd cert client --ca DIR --name NAME``. Its subject (``CN=NAME``) is then the
+    session's ``x509`` identity, for ACLs such as ``ACL(ALL, Id("x509", "CN=NAME"))``.
 
     ``cache=True`` turns on the client cache (Chubby's): :meth:`exists`, :meth:`get` and
     :meth:`get_children` without a ``watch`` (and not ``linearizable``) are answered from a

@@ -88,7 +88,7 @@ impl Coordd {
             }
             if self.ca_path().exists() {
                 let cfg = self
-                    .client_config()
+                    .ready_config()
                     .connect_timeout(Duration::from_millis(500));
                 // On a thread of its own, so tests may start servers from async code too.
                 let ok = std::thread::spawn(move || {
@@ -129,6 +129,27 @@ impl Coordd {
 
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig::new(&self.addr.to_string(), self.ca_path()).expect("client config")
+    }
+
+    /// The client config readiness is checked with: with a certificate of its own
+    /// (`CN=harness`) when the server requires client certificates.
+    fn ready_config(&self) -> ClientConfig {
+        let cfg = self.client_config();
+        let toml = std::fs::read_to_string(self.dir.join("coord.toml")).unwrap_or_default();
+        if !toml.contains("client_auth = \"required\"") {
+            return cfg;
+        }
+        let (cert, key) = (self.dir.join("harness.pem"), self.dir.join("harness.key"));
+        if !cert.exists() {
+            coord_server::tls::issue_client_cert(
+                &self.ca_path().with_file_name("ca.key"),
+                "harness",
+                &cert,
+                &key,
+            )
+            .expect("issue the harness's client certificate");
+        }
+        cfg.client_cert(&cert, &key).expect("harness certificate")
     }
 
     pub async fn client(&self) -> Client {

@@ -54,6 +54,12 @@ pub struct Config {
     pub max_outstanding_per_session: usize,
     /// Sessions one client IP may hold open at once (0 = unlimited).
     pub max_sessions_per_ip: usize,
+    /// QUIC connections one client address may hold, handshakes included; past it a new
+    /// one is refused before any TLS work. 0: unlimited.
+    pub max_connections_per_ip: usize,
+    /// How long a client connection may take to complete its QUIC/TLS handshake, and then
+    /// to open its first stream and send its first frame, before it is dropped.
+    pub handshake_timeout_ms: u64,
     /// Read-only mode (ZooKeeper's `readonlymode.enabled`): while this server has no quorum,
     /// sessions that asked for it (`read_only` in their handshake) are served reads from its
     /// tree, marked read-only; writes, `sync` and linearizable reads get `NotReadOnly`.
@@ -192,7 +198,9 @@ impl Default for Config {
             max_data_bytes: 1024 * 1024,
             max_frame_bytes: coord_proto::frame::DEFAULT_MAX_FRAME,
             max_outstanding_per_session: 1000,
-            max_sessions_per_ip: 0,
+            max_sessions_per_ip: 100_000,
+            max_connections_per_ip: 1024,
+            handshake_timeout_ms: 5000,
             read_only_mode: false,
             cache_lease_ms: 1000,
             max_queued_frames_per_session: 100_000,
@@ -298,6 +306,11 @@ impl Config {
                 crate::cache::LEASE_RANGE_MS.start(),
                 crate::cache::LEASE_RANGE_MS.end()
             )));
+        }
+        if self.handshake_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "handshake_timeout_ms must be positive".into(),
+            ));
         }
         if self.snapshots_keep == 0 {
             return Err(ConfigError::Invalid(

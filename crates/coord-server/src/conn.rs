@@ -45,6 +45,10 @@ pub struct ConnContext {
     pub applied: Arc<AtomicU64>,
     /// Sessions open per client IP.
     pub per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// QUIC connections per client IP, handshakes included.
+    pub conns_per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// Handshakes in progress.
+    pub handshaking: std::cell::Cell<usize>,
     /// Source of connection ids.
     pub next_conn: RefCell<u64>,
     /// Role, epoch and leader, as the replication layer last reported them.
@@ -66,6 +70,8 @@ pub struct RoleInfo {
     pub synced_followers: Vec<u64>,
     /// Whether this server serves clients (an established leader, or synced with one).
     pub established: bool,
+    /// Notified whenever the fields above change (a held handshake waits on it).
+    pub changed: Rc<tokio::sync::Notify>,
 }
 
 async fn answer_status(tx: &Outbox, ctx: &ConnContext) {
@@ -105,26 +111,145 @@ pub fn listen(
     Ok(endpoint)
 }
 
-/// Accepts connections until the endpoint closes.
+/// Handshakes in progress past which a client must first prove its address (a QUIC Retry,
+/// stateless for the server), so spoofed Initials cost it nothing.
+const RETRY_ABOVE_HANDSHAKES: usize = 256;
+
+/// Handshakes in progress past which new ones are dropped unanswered.
+const MAX_HANDSHAKES: usize = 4096;
+
+/// Application close code of a connection that did nothing within the handshake timeout.
+const CLOSE_IDLE: u32 = 2;
+
+/// Counts one connection of `ip` (handshake included) while it lives.
+struct ConnSlot {
+    ctx: Rc<ConnContext>,
+    ip: IpAddr,
+}
+
+impl ConnSlot {
+    fn new(ctx: &Rc<ConnContext>, ip: IpAddr) -> ConnSlot {
+        *ctx.conns_per_ip.borrow_mut().entry(ip).or_insert(0) += 1;
+        ConnSlot {
+            ctx: ctx.clone(),
+            ip,
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut m = self.ctx.conns_per_ip.borrow_mut();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Counts one handshake in progress while it lives.
+struct Handshaking(Rc<ConnContext>);
+
+impl Handshaking {
+    fn new(ctx: &Rc<ConnContext>) -> Handshaking {
+        ctx.handshaking.set(ctx.handshaking.get() + 1);
+        Handshaking(ctx.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.set(self.0.handshaking.get() - 1);
+    }
+}
+
+/// Accepts connections until the endpoint closes. Before any TLS work: a client address past
+/// `max_connections_per_ip` (or `max_sessions_per_ip`) is refused, a client that has not
+/// proven its address while many handshakes are in progress gets a Retry, and past
+/// [`MAX_HANDSHAKES`] an Initial is dropped. A handshake has `handshake_timeout_ms` to
+/// finish.
 pub async fn serve(endpoint: quinn::Endpoint, ctx: Rc<ConnContext>) {
+    let timeout = std::time::Duration::from_millis(ctx.config.handshake_timeout_ms);
+    let mut refused: u64 = 0;
     while let Some(incoming) = endpoint.accept().await {
+        let ip = incoming.remote_address().ip();
+        let conns = ctx.conns_per_ip.borrow().get(&ip).copied().unwrap_or(0);
+        let sessions = ctx.per_ip.borrow().get(&ip).copied().unwrap_or(0);
+        let (max_conns, max_sessions) = (
+            ctx.config.max_connections_per_ip,
+            ctx.config.max_sessions_per_ip,
+        );
+        if (max_conns > 0 && conns >= max_conns) || (max_sessions > 0 && sessions >= max_sessions) {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%ip, conns, sessions, refused, "refusing connections past the per-address limits");
+            }
+            incoming.refuse();
+            continue;
+        }
+        let handshaking = ctx.handshaking.get();
+        if handshaking >= MAX_HANDSHAKES {
+            incoming.ignore();
+            continue;
+        }
+        if handshaking >= RETRY_ABOVE_HANDSHAKES
+            && !incoming.remote_address_validated()
+            && incoming.may_retry()
+        {
+            let _ = incoming.retry();
+            continue;
+        }
+        let slot = ConnSlot::new(&ctx, ip);
+        let pending = Handshaking::new(&ctx);
         let ctx = ctx.clone();
         actix_rt::spawn(async move {
-            match incoming.await {
-                Ok(conn) => handle_connection(conn, ctx).await,
-                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+            let connecting = match incoming.accept() {
+                Ok(c) => c,
+                Err(e) => return tracing::debug!(error = %e, "handshake failed"),
+            };
+            // Dropping an unfinished handshake closes it.
+            let done = tokio::time::timeout(timeout, connecting).await;
+            drop(pending);
+            match done {
+                Ok(Ok(conn)) => handle_connection(conn, ctx, timeout).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "handshake failed"),
+                Err(_) => tracing::debug!(%ip, "handshake timed out"),
             }
+            drop(slot);
         });
     }
 }
 
-async fn handle_connection(conn: quinn::Connection, ctx: Rc<ConnContext>) {
+async fn handle_connection(
+    conn: quinn::Connection,
+    ctx: Rc<ConnContext>,
+    first_stream_within: std::time::Duration,
+) {
     let ip = conn.remote_address().ip();
     ctx.watchable.admit(&conn);
     // Verified by TLS against the client CA when the listener asks for certificates.
     let x509: Option<Rc<str>> = crate::tls::x509_subject(conn.peer_identity()).map(Rc::from);
+    let mut first = true;
     loop {
-        match conn.accept_bi().await {
+        let next = if first {
+            first = false;
+            match tokio::time::timeout(first_stream_within, conn.accept_bi()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!(%ip, "no stream within the handshake timeout; closing");
+                    conn.close(
+                        CLOSE_IDLE.into(),
+                        b"no request within the handshake timeout",
+                    );
+                    return;
+                }
+            }
+        } else {
+            conn.accept_bi().await
+        };
+        match next {
             Ok((send, recv)) => {
                 let conn_id = {
                     let mut n = ctx.next_conn.borrow_mut();
@@ -226,8 +351,19 @@ async fn handle_stream(
     let limit = ctx.config.max_frame_bytes;
     let mut buf = AlignedVec::<16>::new();
 
-    // Handshake.
-    let connect = match read_frame(&mut recv, &mut buf, limit).await {
+    // Handshake: the first frame within the handshake timeout.
+    let within = std::time::Duration::from_millis(ctx.config.handshake_timeout_ms);
+    let first = match tokio::time::timeout(within, read_frame(&mut recv, &mut buf, limit)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return refuse(
+                &tx,
+                ErrorCode::OperationTimeout,
+                "no Connect frame within the handshake timeout",
+            );
+        }
+    };
+    let connect = match first {
         Ok(true) => match frame::decode_aligned::<ClientFrame>(&buf) {
             Ok(ClientFrame::Connect(c)) => c,
             Ok(ClientFrame::Status) => return answer_status(&tx, &ctx).await,
@@ -259,8 +395,20 @@ async fn handle_stream(
     // Past the hold, a server in read-only mode takes the sessions that asked for it.
     let hold_until = tokio::time::Instant::now() + HOLD_WHILE_ELECTING;
     let mut read_only = false;
-    while !ctx.role.borrow().established {
-        if tokio::time::Instant::now() >= hold_until {
+    let changed = ctx.role.borrow().changed.clone();
+    loop {
+        // Armed before the check, so a change in between is not missed.
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if ctx.role.borrow().established {
+            break;
+        }
+        let held = tokio::select! {
+            _ = notified => true,
+            _ = tokio::time::sleep_until(hold_until) => false,
+        };
+        if !held {
             if ctx.config.read_only_mode && connect.read_only {
                 read_only = true;
                 break;
@@ -271,7 +419,6 @@ async fn handle_stream(
                 "this server has no established leader yet",
             );
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let applied = ctx.applied.load(Ordering::Acquire);
     if connect.last_zxid_seen > applied {

@@ -205,6 +205,8 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             clock,
             applied,
             per_ip: RefCell::new(HashMap::new()),
+            conns_per_ip: RefCell::new(HashMap::new()),
+            handshaking: std::cell::Cell::new(0),
             next_conn: RefCell::new(0),
             role,
             watchable: client_watchable,

@@ -278,6 +278,8 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             clock,
             applied,
             per_ip: RefCell::new(HashMap::new()),
+            conns_per_ip: RefCell::new(HashMap::new()),
+            handshaking: std::cell::Cell::new(0),
             next_conn: RefCell::new(0),
             // One server: the leader of its own one-node ensemble.
             role: Rc::new(RefCell::new(crate::conn::RoleInfo {
@@ -286,6 +288,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
                 leader: Some(config.id),
                 synced_followers: Vec::new(),
                 established: true,
+                changed: Rc::default(),
             })),
             watchable,
         };

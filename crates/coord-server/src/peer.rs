@@ -201,7 +201,12 @@ impl Actor for PeerNet {
                 let me = me.clone();
                 let known = known.clone();
                 actix_rt::spawn(async move {
-                    let Ok(conn) = incoming.await else { return };
+                    // A peer completes its handshake in milliseconds; anyone else is dropped.
+                    let Ok(Ok(conn)) =
+                        tokio::time::timeout(Duration::from_secs(5), incoming.into_future()).await
+                    else {
+                        return;
+                    };
                     let Ok(Ok((mut send, mut recv))) =
                         tokio::time::timeout(Duration::from_secs(5), conn.accept_bi()).await
                     else {

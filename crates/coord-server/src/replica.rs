@@ -421,6 +421,7 @@ impl Replica {
         r.leader = status.leader;
         r.synced_followers = status.synced_followers;
         r.established = serve;
+        r.changed.notify_waiters();
     }
 
     fn propose_local(&mut self, txn: Txn) -> Result<(), ErrorCode> {

@@ -146,9 +146,28 @@ fn too_many_sessions_from_one_address_are_throttled() {
             raw.connect(2000).await;
             held.push(raw);
         }
-        let mut raw = RawSession::open(&server).await;
-        raw.send(&connect_frame(0, vec![], 1000)).await;
-        expect_closed_with(&mut raw, ErrorCode::Throttled).await;
+        // A new connection from that address is refused before any TLS work...
+        let refused = RawSession::try_open_at(server.addr, &server.ca_path()).await;
+        assert!(
+            matches!(refused, Err(quinn::ConnectionError::ConnectionClosed(_))),
+            "refused before the handshake: {:?}",
+            refused.as_ref().err()
+        );
+        // ...and a fourth session stream on a connection it holds gets a clear Throttled.
+        let (mut send, mut recv) = held[0].another_stream().await;
+        let bytes = frame::encode(&connect_frame(0, vec![], 1000)).unwrap();
+        send.write_all(&bytes).await.unwrap();
+        let mut buf = rkyv::util::AlignedVec::<16>::new();
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            coord_proto::io::read_frame(&mut recv, &mut buf, 1 << 24),
+        )
+        .await;
+        assert!(matches!(got, Ok(Ok(true))), "an answer: {got:?}");
+        match frame::decode_aligned::<ServerFrame>(&buf).unwrap() {
+            ServerFrame::Refused { code, .. } => assert_eq!(code, ErrorCode::Throttled),
+            other => panic!("expected Throttled, got {other:?}"),
+        }
         // A slot frees when a stream ends.
         let gone = held.pop().unwrap();
         drop(gone);

@@ -211,6 +211,16 @@ impl RawSession {
     }
 
     pub async fn open_at(addr: SocketAddr, ca: &Path) -> RawSession {
+        RawSession::try_open_at(addr, ca)
+            .await
+            .expect("QUIC connection")
+    }
+
+    /// Like [`RawSession::open_at`], returning why the connection failed.
+    pub async fn try_open_at(
+        addr: SocketAddr,
+        ca: &Path,
+    ) -> Result<RawSession, quinn::ConnectionError> {
         let pem = std::fs::read(ca).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
@@ -226,15 +236,21 @@ impl RawSession {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let conn = endpoint.connect(addr, "127.0.0.1").unwrap().await.unwrap();
-        let (send, recv) = conn.open_bi().await.unwrap();
-        RawSession {
+        let conn = endpoint.connect(addr, "127.0.0.1").unwrap().await?;
+        let (send, recv) = conn.open_bi().await?;
+        Ok(RawSession {
             conn,
             send,
             recv,
             buf: AlignedVec::new(),
             _endpoint: endpoint,
-        }
+        })
+    }
+
+    /// A second session stream on this one's connection (as a shared client transport
+    /// opens), with the same endpoint kept alive.
+    pub async fn another_stream(&self) -> (quinn::SendStream, quinn::RecvStream) {
+        self.conn.open_bi().await.expect("a stream")
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {

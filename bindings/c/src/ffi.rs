@@ -74,6 +74,8 @@ pub enum coord_rc {
     COORD_ELOCKDELAY = -204,
     /// A sequencer no longer names a held lock.
     COORD_ESTALESEQUENCER = -205,
+    /// The server's disk is nearly full (`min_free_disk_bytes`); reads go on.
+    COORD_EDISKFULL = -206,
     /// A bug inside libcoord was caught before it could cross into C (please report it).
     COORD_EPANIC = -300,
 }
@@ -114,6 +116,7 @@ impl From<ErrorCode> for coord_rc {
             ErrorCode::NotServing => COORD_ENOTSERVING,
             ErrorCode::LockDelay => COORD_ELOCKDELAY,
             ErrorCode::StaleSequencer => COORD_ESTALESEQUENCER,
+            ErrorCode::DiskFull => COORD_EDISKFULL,
         }
     }
 }

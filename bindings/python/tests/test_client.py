@@ -247,9 +247,10 @@ def test_timeout_error_hierarchy():
     assert issubclass(coord.LockTimeout, coord.CoordError)
     for name in ("NoNodeError", "NodeExistsError", "BadVersionError", "NotEmptyError",
                  "NoAuthError", "SessionExpiredError", "ConnectionLossError", "LockDelayError",
-                 "StaleSequencerError", "BadArgumentsError"):
+                 "StaleSequencerError", "DiskFullError", "BadArgumentsError"):
         assert issubclass(getattr(coord, name), coord.CoordError), name
     assert ex._from_code("LockDelay", -204, "m").__class__ is coord.LockDelayError
+    assert ex._from_code("DiskFull", -206, "m").__class__ is coord.DiskFullError
 
 
 def test_rust_logs_reach_logging(ensemble, caplog):

@@ -351,6 +351,10 @@ pub enum ErrorCode {
     /// A sequencer no longer names a held lock: the node is gone, was re-created (another
     /// czxid), or belongs to another session (Coord, after Chubby).
     StaleSequencer,
+    /// The server's disk has less free space than its `min_free_disk_bytes`: writes that
+    /// would grow the data are refused until space is back; reads, deletes and session
+    /// closes go on (Coord).
+    DiskFull,
 }
 
 impl ErrorCode {
@@ -390,6 +394,7 @@ impl ErrorCode {
             NotServing => -203,
             LockDelay => -204,
             StaleSequencer => -205,
+            DiskFull => -206,
         }
     }
 
@@ -429,6 +434,7 @@ impl ErrorCode {
             NotServing => "server is not serving",
             LockDelay => "the lock's previous holder expired; its lock-delay has not run out",
             StaleSequencer => "the sequencer no longer names a held lock",
+            DiskFull => "the server's disk is nearly full; writes are refused until space is freed",
         }
     }
 }

@@ -86,6 +86,10 @@ pub struct Config {
     /// `max_queued_frames_per_session`, since a replay is queued at once
     /// ([`Config::replay_window`]); 0 keeps none.
     pub replay_window_changes: usize,
+    /// Free bytes kept on the data directory's filesystem: below it, writes that would grow
+    /// the data are refused with `DiskFull` (reads, deletes and session closes go on) until
+    /// space is back. 0: no reserve (a full disk then stops the server at its next write).
+    pub min_free_disk_bytes: u64,
     /// Take a snapshot after this many txns.
     pub snapshot_every_txns: u64,
     /// Snapshots (and the logs they need) kept when purging.
@@ -205,6 +209,7 @@ impl Default for Config {
             cache_lease_ms: 1000,
             max_queued_frames_per_session: 100_000,
             replay_window_changes: DEFAULT_REPLAY_WINDOW_CHANGES,
+            min_free_disk_bytes: 64 * 1024 * 1024,
             snapshot_every_txns: 100_000,
             snapshots_keep: 3,
             log_segment_bytes: 64 * 1024 * 1024,

@@ -157,7 +157,8 @@ pub fn run(config: Config) -> Result<(), NodeError> {
             role.clone(),
             Duration::from_millis(config.zab.tick_ms),
             config.members.iter().map(|m| m.id).filter(|id| *id != config.id).collect(),
-        );
+        )
+        .disk_reserve(&config.data_dir, config.min_free_disk_bytes);
         let replica = replica_ctx.run(replica);
 
         let sink = replica.clone();

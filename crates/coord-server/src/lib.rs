@@ -30,6 +30,7 @@ pub mod app_msg;
 pub mod cache;
 pub mod config;
 pub mod conn;
+pub mod disk_space;
 pub mod ensemble;
 pub mod liveness;
 pub mod node;

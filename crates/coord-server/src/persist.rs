@@ -98,6 +98,8 @@ pub struct Disk {
     epochs: EpochFiles,
     /// Test-only slow-disk hook (see [`FAULT_HOOKS_ENV`]).
     fsync_delay_file: Option<PathBuf>,
+    /// Test-only failing-disk hook (see [`FSYNC_EIO_FILE`]).
+    fsync_eio_file: Option<PathBuf>,
 }
 
 /// When this environment variable is `1` at startup, every fsync batch first sleeps for the
@@ -108,6 +110,10 @@ pub const FAULT_HOOKS_ENV: &str = "COORD_FAULT_HOOKS";
 /// The file the slow-disk hook reads, under the data directory.
 pub const FSYNC_DELAY_FILE: &str = "fault-fsync-delay-ms";
 
+/// With [`FAULT_HOOKS_ENV`] set, while this file exists under the data directory every
+/// fsync fails with EIO (a disk that lost a write), which must stop the server.
+pub const FSYNC_EIO_FILE: &str = "fault-fsync-eio";
+
 impl Disk {
     /// A disk over `log` with epoch files in `epoch_dir`.
     pub fn new(log: Box<dyn LogStorage>, epoch_dir: &Path) -> Disk {
@@ -116,6 +122,7 @@ impl Disk {
             log,
             epochs: EpochFiles::new(epoch_dir),
             fsync_delay_file: hooks.then(|| epoch_dir.join(FSYNC_DELAY_FILE)),
+            fsync_eio_file: hooks.then(|| epoch_dir.join(FSYNC_EIO_FILE)),
         }
     }
 
@@ -168,6 +175,14 @@ impl Disk {
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.fault_delay();
+        if let Some(path) = &self.fsync_eio_file
+            && path.exists()
+        {
+            return Err(LogError::Io {
+                context: format!("fdatasync (fault hook {})", path.display()),
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
         self.log.sync()
     }
 

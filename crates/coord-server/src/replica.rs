@@ -84,6 +84,8 @@ pub struct Wire {
 
 /// Drives one server's ZAB state machine.
 pub struct Replica {
+    /// Free space of the data directory (the leader refuses writes below the reserve).
+    disk_space: crate::disk_space::DiskGuard,
     zab: Zab,
     clock: Clock,
     peers: Addr<PeerNet>,
@@ -122,6 +124,13 @@ enum ReadOrigin {
 }
 
 impl Replica {
+    /// Keeps `reserve` bytes free on `dir`'s filesystem: below it, as leader, this replica
+    /// refuses writes that would grow the data (`DiskFull`).
+    pub fn disk_reserve(mut self, dir: &std::path::Path, reserve: u64) -> Self {
+        self.disk_space = crate::disk_space::DiskGuard::new(dir, reserve);
+        self
+    }
+
     /// A replica around `zab`.
     pub fn new(
         zab: Zab,
@@ -133,6 +142,7 @@ impl Replica {
         others: Vec<u64>,
     ) -> Self {
         Replica {
+            disk_space: crate::disk_space::DiskGuard::new(std::path::Path::new("."), 0),
             zab,
             clock,
             peers,
@@ -429,6 +439,10 @@ impl Replica {
         let mut txn = txn;
         // The leader's clock stamps ctime/mtime and TTLs.
         txn.time_ms = crate::wall_ms();
+        // The leader's own disk decides for every write, forwarded ones included.
+        if !crate::disk_space::allowed_when_low(&txn.body) && self.disk_space.is_low(now) {
+            return Err(ErrorCode::DiskFull);
+        }
         let touched = crate::cache::touched(&txn.body);
         let zxid = self
             .zab
@@ -586,6 +600,8 @@ impl Handler<Persisted> for Replica {
 impl Handler<DiskFailed> for Replica {
     type Result = ();
     fn handle(&mut self, msg: DiskFailed, _: &mut Self::Context) {
+        // Never retried: after a failed fsync the kernel may have dropped the dirty pages,
+        // so a later fsync that succeeds proves nothing (PostgreSQL's fsyncgate).
         tracing::error!(error = %msg.0, "disk failed; stopping the server");
         std::process::exit(70);
     }

@@ -448,6 +448,8 @@ pub struct Store {
     gate_timer: Option<(u64, SpawnHandle)>,
     /// No session is attached before this (ms): leases of a former leader run out first.
     no_sessions_until: u64,
+    /// Free space of the data directory (writes refused below the reserve).
+    disk: crate::disk_space::DiskGuard,
 }
 
 impl Store {
@@ -459,6 +461,10 @@ impl Store {
         let no_sessions_until = parts.clock.now_ms() + parts.config.cache_lease_ms;
         Store {
             recent: parts.recent,
+            disk: crate::disk_space::DiskGuard::new(
+                &parts.config.data_dir,
+                parts.config.min_free_disk_bytes,
+            ),
             tree: parts.tree,
             watches: WatchManager::new(),
             sessions: HashMap::new(),
@@ -1347,6 +1353,12 @@ impl Handler<ClientRequest> for Store {
             }
             let auth = s.auth.clone();
             match self.prepare(msg.request) {
+                Ok(body)
+                    if !crate::disk_space::allowed_when_low(&body)
+                        && self.disk.is_low(self.clock.now_ms()) =>
+                {
+                    self.answer_early(sid, msg.xid, idle, ReplyBody::Err(ErrorCode::DiskFull));
+                }
                 Ok(body) => {
                     self.propose(sid, msg.xid, auth, body);
                     if let Some(s) = self.sessions.get_mut(&sid) {

@@ -26,7 +26,7 @@ pub fn is_definite(code: ErrorCode) -> bool {
         | LockDelay
         | StaleSequencer => true,
         // Refused before anything was proposed, or rejected by the client before sending.
-        BadArguments | InvalidPath | TooLarge | NotServing | Throttled | NotReadOnly
+        BadArguments | InvalidPath | TooLarge | NotServing | Throttled | NotReadOnly | DiskFull
         | VersionMismatch | AuthFailed | Unimplemented | InvalidCallback => true,
         // May have been applied: the reply was lost or the server's state is unknown.
         Ok | SystemError | RuntimeInconsistency | DataInconsistency | ConnectionLoss

@@ -18,7 +18,7 @@ __all__ = [
     "InvalidACLError", "AuthFailedError", "SessionMovedError", "NotReadOnlyCallError",
     "NoWatcherError", "RequestTimeoutError", "ThrottledError", "InvalidPathError",
     "TooLargeError", "VersionMismatchError", "NotServingError", "LockDelayError",
-    "StaleSequencerError", "TimeoutError", "LockTimeout",
+    "StaleSequencerError", "DiskFullError", "TimeoutError", "LockTimeout",
 ]
 
 
@@ -81,6 +81,7 @@ for _name, _code, _doc in [
     ("NotServingError", "NotServing", "The server is not serving (no quorum, shutting down)."),
     ("LockDelayError", "LockDelay", "A lock node's path is held back by its lock-delay."),
     ("StaleSequencerError", "StaleSequencer", "The sequencer no longer names a held lock."),
+    ("DiskFullError", "DiskFull", "The server's disk is nearly full: writes are refused until space is freed; reads go on."),
 ]:
     _BY_CODE[_code] = _cls(_name, _code, _doc)
 

@@ -200,9 +200,25 @@ impl Transport {
             .export_keying_material(&mut token, LIVENESS_LABEL, b"")
             .is_ok();
         let watcher = tokio::spawn(async move {
-            if exported && liveness_watch(addr, token, LIVENESS_CONNECT).await == WatchEnd::Died {
-                tracing::debug!(%addr, "server process died (liveness socket closed)");
-                watched.close(0u32.into(), b"server died");
+            if !exported {
+                return;
+            }
+            // A watch sent before the server has taken this connection in is refused: try
+            // again for as long as the connection lives (no listener at all: give up).
+            loop {
+                match liveness_watch(addr, token, LIVENESS_CONNECT).await {
+                    WatchEnd::Died => {
+                        tracing::debug!(%addr, "server process died (liveness socket closed)");
+                        watched.close(0u32.into(), b"server died");
+                        return;
+                    }
+                    WatchEnd::Unreachable => return,
+                    WatchEnd::Refused => {}
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = watched.closed() => return,
+                }
             }
         });
         Ok(Arc::new(ConnHold { conn, watcher }))

@@ -79,10 +79,19 @@ async fn latency(c: &coord_client::Client, n: usize) -> (f64, f64) {
 
 #[test]
 fn half_open_and_silent_connections_are_dropped_and_others_are_served() {
-    let server = Coordd::start("handshake_timeout_ms = 10000\nmax_connections_per_ip = 1100");
+    // Sessions of 10 s: in a debug build on a loaded 2-core machine, 1,000 TLS handshakes
+    // keep the server's thread busy for seconds (a release build takes ~0.3 ms each).
+    let server =
+        Coordd::start("tick_ms = 500\nhandshake_timeout_ms = 10000\nmax_connections_per_ip = 1100");
     let ca = server.ca_path();
     runtime().block_on(async {
-        let victim = server.client().await;
+        let victim = coord_client::Client::connect(
+            server
+                .client_config()
+                .session_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
         victim
             .create("/v", b"v", CreateOptions::persistent())
             .await
@@ -110,7 +119,13 @@ fn half_open_and_silent_connections_are_dropped_and_others_are_served() {
         let t_silent = Instant::now();
         let (attack50, attack99) = latency(&victim, 400).await;
         // A new client connects and works meanwhile.
-        let newcomer = server.client().await;
+        let newcomer = coord_client::Client::connect(
+            server
+                .client_config()
+                .session_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
         newcomer.set_data("/v", b"w", None).await.unwrap();
         eprintln!(
             "reads p50/p99: idle {idle50:.3}/{idle99:.3} ms; with {HALF_OPEN} half-open handshakes and {SILENT} silent connections {attack50:.3}/{attack99:.3} ms"

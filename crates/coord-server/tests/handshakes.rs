@@ -136,8 +136,14 @@ fn half_open_and_silent_connections_are_dropped_and_others_are_served() {
             let why = tokio::time::timeout(Duration::from_secs(20), c.closed())
                 .await
                 .expect("the server closes a connection that sends nothing");
+            // Explicitly (no stream in time), or implicitly when the server gave up on a
+            // handshake it was too busy to finish in time (a loaded debug build).
             assert!(
-                matches!(why, quinn::ConnectionError::ApplicationClosed(_)),
+                matches!(
+                    why,
+                    quinn::ConnectionError::ApplicationClosed(_)
+                        | quinn::ConnectionError::ConnectionClosed(_)
+                ),
                 "closed by the server: {why:?}"
             );
         }

@@ -57,6 +57,33 @@ pub struct ConnContext {
     pub watchable: crate::liveness::Tokens,
 }
 
+impl ConnContext {
+    /// A context with no connection, session or handshake counted yet.
+    pub fn new(
+        config: Arc<Config>,
+        store: Addr<Store>,
+        table: SessionTable,
+        clock: Clock,
+        applied: Arc<AtomicU64>,
+        role: Rc<RefCell<RoleInfo>>,
+        watchable: crate::liveness::Tokens,
+    ) -> ConnContext {
+        ConnContext {
+            config,
+            store,
+            table,
+            clock,
+            applied,
+            per_ip: RefCell::default(),
+            conns_per_ip: RefCell::default(),
+            handshaking: std::cell::Cell::new(0),
+            next_conn: RefCell::new(0),
+            role,
+            watchable,
+        }
+    }
+}
+
 /// What `coord status` reports about replication.
 #[derive(Debug, Clone, Default)]
 pub struct RoleInfo {
@@ -230,7 +257,7 @@ async fn handle_connection(
     let ip = conn.remote_address().ip();
     ctx.watchable.admit(&conn);
     // Verified by TLS against the client CA when the listener asks for certificates.
-    let x509: Option<Rc<str>> = crate::tls::x509_subject(conn.peer_identity()).map(Rc::from);
+    let x509 = crate::tls::x509_subject(conn.peer_identity());
     let mut first = true;
     loop {
         let next = if first {
@@ -340,11 +367,10 @@ async fn handle_stream(
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     ip: IpAddr,
-    x509: Option<Rc<str>>,
+    x509: Option<String>,
     conn_id: u64,
     ctx: Rc<ConnContext>,
 ) {
-    let x509: Option<String> = x509.map(|s| s.to_string());
     let (tx, rx) = outbox();
     let (done_tx, mut done_rx) = oneshot::channel();
     actix_rt::spawn(writer(send, rx, done_tx));

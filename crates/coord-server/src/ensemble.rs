@@ -199,19 +199,15 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         .start();
         replica.do_send(Wire { store: store.clone(), sessions, disk: worker });
 
-        let ctx = ConnContext {
-            config: config.clone(),
+        let ctx = ConnContext::new(
+            config.clone(),
             store,
             table,
             clock,
             applied,
-            per_ip: RefCell::new(HashMap::new()),
-            conns_per_ip: RefCell::new(HashMap::new()),
-            handshaking: std::cell::Cell::new(0),
-            next_conn: RefCell::new(0),
             role,
-            watchable: client_watchable,
-        };
+            client_watchable,
+        );
         let endpoint =
             listen(client_udp, client_server, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;
         tracing::info!(id = config.id, client = %config.client_addr, peer = %me.peer_addr, "coordd serving (ensemble)");

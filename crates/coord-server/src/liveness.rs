@@ -95,16 +95,6 @@ impl Tokens {
             e.held = false;
         }
     }
-
-    /// How many QUIC connections may be watched.
-    pub fn len(&self) -> usize {
-        self.inner.lock().len()
-    }
-
-    /// Whether no QUIC connection may be watched.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Binds the liveness listener at `addr` (the port of a QUIC endpoint) and serves it on the

@@ -17,7 +17,6 @@ use coord_log::{GroupCommit, LogEvent, LogOptions};
 use coord_proto::Zxid;
 use coord_tree::{DataTree, Txn};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -271,27 +270,24 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         )
         .start();
 
-        let ctx = ConnContext {
-            config: config.clone(),
+        // One server: the leader of its own one-node ensemble.
+        let role = Rc::new(RefCell::new(crate::conn::RoleInfo {
+            role: "leader".into(),
+            epoch,
+            leader: Some(config.id),
+            synced_followers: Vec::new(),
+            established: true,
+            changed: Rc::default(),
+        }));
+        let ctx = ConnContext::new(
+            config.clone(),
             store,
             table,
             clock,
             applied,
-            per_ip: RefCell::new(HashMap::new()),
-            conns_per_ip: RefCell::new(HashMap::new()),
-            handshaking: std::cell::Cell::new(0),
-            next_conn: RefCell::new(0),
-            // One server: the leader of its own one-node ensemble.
-            role: Rc::new(RefCell::new(crate::conn::RoleInfo {
-                role: "leader".into(),
-                epoch,
-                leader: Some(config.id),
-                synced_followers: Vec::new(),
-                established: true,
-                changed: Rc::default(),
-            })),
+            role,
             watchable,
-        };
+        );
         let endpoint =
             listen(udp, server_config, ctx).map_err(|e| NodeError::Bind(config.client_addr, e))?;
         shutdown_signal().await;

@@ -140,13 +140,27 @@ pub fn issue_server_cert(
             Err(_) => Ok(SanType::DnsName(n.as_str().try_into()?)),
         })
         .collect::<Result<_, rcgen::Error>>()?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("coord-{id}"));
-    params.distinguished_name = dn;
-    params.extended_key_usages = vec![
+    let usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
+    sign_leaf(issuer, params, &format!("coord-{id}"), usages, cert, key)
+}
+
+/// Names `params` `CN=<common_name>` for `usages`, valid 2024–2124, signs it with a fresh
+/// key by `issuer`, and writes `cert` and `key` (the key mode 0600).
+fn sign_leaf(
+    issuer: Issuer<'_, KeyPair>,
+    mut params: CertificateParams,
+    common_name: &str,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+    cert: &Path,
+    key: &Path,
+) -> Result<(), TlsError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.extended_key_usages = usages;
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     let key_pair = KeyPair::generate()?;
@@ -405,18 +419,9 @@ pub fn issue_client_cert(
 ) -> Result<(), TlsError> {
     let ca_key_pem = std::fs::read_to_string(ca_key).map_err(io_err(ca_key))?;
     let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&ca_key_pem)?);
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
-    params.distinguished_name = dn;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
-    let key_pair = KeyPair::generate()?;
-    let signed = params.signed_by(&key_pair, &issuer)?;
-    write_file(key, &key_pair.serialize_pem(), true)?;
-    write_file(cert, &signed.pem(), false)?;
-    Ok(())
+    let params = CertificateParams::new(Vec::<String>::new())?;
+    let usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    sign_leaf(issuer, params, name, usages, cert, key)
 }
 
 /// Whether the certificate a peer presented (already verified against the CA by TLS) names

@@ -17,21 +17,9 @@ use std::time::{Duration, Instant};
 const HALF_OPEN: usize = 5_000;
 const SILENT: usize = 1_000;
 
+/// The tests' client config, with an idle timeout that outlasts every phase.
 fn client_config(ca: &Path) -> quinn::ClientConfig {
-    let pem = std::fs::read(ca).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"coord/1".to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut cfg = quic_client_config(ca);
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().unwrap()));
     cfg.transport_config(Arc::new(transport));

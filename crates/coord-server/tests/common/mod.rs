@@ -196,6 +196,25 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A quinn client configuration speaking Coord's client protocol (ALPN `coord/1`, TLS 1.3)
+/// and trusting only the CA in `ca`: for tests that handle connections by hand.
+pub fn quic_client_config(ca: &Path) -> quinn::ClientConfig {
+    let pem = std::fs::read(ca).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"coord/1".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    quinn::ClientConfig::new(Arc::new(crypto))
+}
+
 /// A raw protocol session: frames written by hand, for bad-input and expiry tests.
 pub struct RawSession {
     pub conn: quinn::Connection,
@@ -221,21 +240,8 @@ impl RawSession {
         addr: SocketAddr,
         ca: &Path,
     ) -> Result<RawSession, quinn::ConnectionError> {
-        let pem = std::fs::read(ca).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"coord/1".to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        endpoint.set_default_client_config(quic_client_config(ca));
         let conn = endpoint.connect(addr, "127.0.0.1").unwrap().await?;
         let (send, recv) = conn.open_bi().await?;
         Ok(RawSession {
